@@ -30,7 +30,9 @@ type Or struct{ L, R Expr }
 type Not struct{ X Expr }
 
 // Compare is "path op value" or "path pr". Value is a string, bool, float64,
-// int64, time.Time (dateTime attributes) or nil (the JSON null).
+// int64, time.Time (dateTime attributes) or nil (the JSON null; always nil for
+// pr). When a comparison names a multi-valued complex attribute alone ("emails eq
+// x"), Parse sets Path.Sub to its "value" sub-attribute.
 type Compare struct {
 	Path  scim.AttrPath
 	Op    string
