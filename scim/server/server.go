@@ -193,4 +193,3 @@ func (h *handler) notAllowed(w http.ResponseWriter, r *http.Request) {
 func (h *handler) location(rt *scim.ResourceType, id string) string {
 	return h.cfg.BaseURL + h.cfg.Prefix + rt.Endpoint + "/" + id
 }
-
