@@ -29,9 +29,10 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 
-	objects *prometheus.GaugeVec
-	trimmed prometheus.Counter
-	bgErrs  *prometheus.CounterVec
+	objects   *prometheus.GaugeVec
+	trimmed   prometheus.Counter
+	retention prometheus.Gauge
+	bgErrs    *prometheus.CounterVec
 }
 
 // New validates cfg, registers the hub's metrics on cfg.Registry and composes the
@@ -51,6 +52,10 @@ func New(cfg Config) (*Server, error) {
 		Name: "connect_hub_journal_trimmed_total",
 		Help: "Change-journal entries deleted by the retention trimmer.",
 	})
+	s.retention = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "connect_hub_journal_retention_seconds",
+		Help: "Change-journal retention in effect at the trimmer's last run.",
+	})
 	s.bgErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "connect_hub_background_errors_total",
 		Help: "Failures of the hub's background tasks (stats, trim).",
@@ -63,7 +68,7 @@ func New(cfg Config) (*Server, error) {
 	for _, col := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		s.objects, s.trimmed, s.bgErrs, build,
+		s.objects, s.trimmed, s.retention, s.bgErrs, build,
 	} {
 		if err := c.Registry.Register(col); err != nil {
 			return nil, fmt.Errorf("hub metrics: %w", err)
@@ -201,7 +206,7 @@ func (s *Server) refreshStats(ctx context.Context) {
 
 // retention returns the journal retention: the journal-retention hub setting when
 // set and valid, else Config.JournalRetention.
-func (s *Server) retention(ctx context.Context) time.Duration {
+func (s *Server) journalRetention(ctx context.Context) time.Duration {
 	v, err := s.cfg.Store.Setting(ctx, SettingJournalRetention)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
@@ -218,7 +223,8 @@ func (s *Server) retention(ctx context.Context) time.Duration {
 }
 
 func (s *Server) trimJournal(ctx context.Context) {
-	before := s.cfg.Clock().Add(-s.retention(ctx))
+	keep := s.journalRetention(ctx)
+	before := s.cfg.Clock().Add(-keep)
 	n, err := s.cfg.Store.TrimJournal(ctx, before)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -228,6 +234,7 @@ func (s *Server) trimJournal(ctx context.Context) {
 		return
 	}
 	s.trimmed.Add(float64(n))
+	s.retention.Set(keep.Seconds())
 	if n > 0 {
 		s.log.Info("trimmed journal", "deleted", n, "before", before.UTC().Format(time.RFC3339))
 	}
