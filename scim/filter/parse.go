@@ -304,8 +304,12 @@ func (c *converter) compare(p scim.AttrPath, op string, v any) (Expr, error) {
 		return nil, c.errorf("%s cannot be filtered", p)
 	}
 	op = strings.ToLower(op)
-	if op == OpPr {
-		return &Compare{Path: p, Op: OpPr}, nil
+	if v == nil {
+		// "x eq null" is "not (x pr)" and "x ne null" is "x pr", for any x.
+		if op != OpPr && op != OpEq && op != OpNe {
+			return nil, c.errorf("null can only be compared with eq or ne")
+		}
+		return &Compare{Path: p, Op: op}, nil
 	}
 	if p.Sub == nil && p.Attr.Type == scim.TypeComplex && p.Attr.MultiValued {
 		if sub, ok := p.Attr.Sub("value"); ok {
@@ -334,12 +338,6 @@ func (c *converter) value(p scim.AttrPath, op string, v any) (any, error) {
 	a := p.Target()
 	ordering := op == OpGt || op == OpLt || op == OpGe || op == OpLe
 	substring := op == OpCo || op == OpSw || op == OpEw
-	if v == nil {
-		if op != OpEq && op != OpNe {
-			return nil, c.errorf("null can only be compared with eq or ne")
-		}
-		return nil, nil
-	}
 	switch a.Type {
 	case scim.TypeBoolean:
 		if ordering || substring {

@@ -64,6 +64,7 @@ func TestParse(t *testing.T) {
 		{"boolean", `active eq true`, `active eq bool(true)`, nil},
 		{"boolean ne", `active ne false`, `active ne bool(false)`, nil},
 		{"null", `displayName eq null`, `displayName eq null`, nil},
+		{"null on a multi-valued attribute", `emails ne null`, `emails ne null`, nil},
 		{"string escapes", `userName eq "a \"q\" \\ \u00E9\/"`, `userName eq "a \"q\" \\ é/"`, nil},
 		{"and binds tighter than or",
 			`userName eq "a" or userName eq "b" and title pr`,
