@@ -353,8 +353,6 @@ func hubUsersImport(c *cli.Context) error {
 			progressbar.OptionSetWriter(c.App.ErrWriter),
 			progressbar.OptionSetDescription("importing users"),
 			progressbar.OptionShowCount(),
-			progressbar.OptionSetItsString("rows"),
-			progressbar.OptionShowIts(),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.App.ErrWriter) }),
 		)
@@ -375,6 +373,9 @@ func hubUsersImport(c *cli.Context) error {
 	}
 	for _, e := range res.Errors {
 		fmt.Fprintln(c.App.ErrWriter, e.Error())
+	}
+	if errors.Is(err, hub.ErrImportHeader) {
+		return fmt.Errorf("import %s: %w", path, err)
 	}
 	if err != nil {
 		return fmt.Errorf("import %s: %w (imported %d, failed %d before stopping)", path, err, res.Imported, res.Failed)
