@@ -1,0 +1,221 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/connectsso/connect/scim/store"
+)
+
+// jrow is a journal row about to be written.
+type jrow struct {
+	typ, id, op, reason string
+}
+
+// journal appends rows to the change journal inside tx. It is the last
+// statement of every write so that the dialect's journal lock is held only
+// from here to the commit.
+func (s *Store) journal(ctx context.Context, tx *sql.Tx, now time.Time, rows []jrow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if s.d.JournalLock != "" {
+		if _, err := tx.ExecContext(ctx, s.d.JournalLock); err != nil {
+			return fmt.Errorf("journal lock: %w", err)
+		}
+	}
+	at := now.UnixMicro()
+	return chunks(len(rows), 500, func(lo, hi int) error {
+		b := s.newBuilder()
+		b.w(`INSERT INTO changes (resource_type, resource_id, op, reason, at) VALUES `)
+		for i, r := range rows[lo:hi] {
+			if i > 0 {
+				b.w(", ")
+			}
+			b.w("(", b.arg(r.typ), ", ", b.arg(r.id), ", ", b.arg(r.op), ", ", b.arg(r.reason), ", ", b.arg(at), ")")
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), b.args...); err != nil {
+			return fmt.Errorf("write journal: %w", err)
+		}
+		return nil
+	})
+}
+
+// JournalHead implements store.Store.
+func (s *Store) JournalHead(ctx context.Context) (int64, error) {
+	st, err := s.stmt(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`)
+	if err != nil {
+		return 0, fmt.Errorf("journal head: %w", err)
+	}
+	var head int64
+	if err := st.QueryRowContext(ctx).Scan(&head); err != nil {
+		return 0, fmt.Errorf("journal head: %w", err)
+	}
+	return head, nil
+}
+
+// Journal implements store.Store. The cursor has expired when entries after it
+// were trimmed, which the store records exactly (store_meta journal_trimmed =
+// the highest seq ever trimmed), so gaps in the sequence never look like loss.
+func (s *Store) Journal(ctx context.Context, after int64, limit int) ([]store.JournalEntry, error) {
+	if after < 0 || limit < 0 {
+		return nil, fmt.Errorf("journal: negative cursor or limit: %w", store.ErrInvalid)
+	}
+	st, err := s.stmt(ctx, `SELECT seq, resource_type, resource_id, op, reason, at FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	var out []store.JournalEntry
+	for rows.Next() {
+		var e store.JournalEntry
+		var at int64
+		if err := rows.Scan(&e.Seq, &e.ResourceType, &e.ID, &e.Op, &e.Reason, &at); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("journal: %w", err)
+		}
+		e.At = fromMicro(at)
+		out = append(out, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	// Checked after the read: a trim racing with it can only make the answer
+	// "expired", never hand out a page with a hole.
+	trimmed, err := s.journalTrimmed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if after < trimmed {
+		return nil, fmt.Errorf("journal cursor %d is older than the retained journal (trimmed through %d): %w", after, trimmed, store.ErrExpiredCursor)
+	}
+	return out, nil
+}
+
+func (s *Store) journalTrimmed(ctx context.Context) (int64, error) {
+	st, err := s.stmt(ctx, `SELECT value FROM store_meta WHERE key = 'journal_trimmed'`)
+	if err != nil {
+		return 0, fmt.Errorf("journal: %w", err)
+	}
+	var v int64
+	err = st.QueryRowContext(ctx).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("journal: %w", err)
+	}
+	return v, nil
+}
+
+// TrimJournal implements store.Store.
+func (s *Store) TrimJournal(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var head, cut int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&head); err != nil {
+			return fmt.Errorf("trim journal: %w", err)
+		}
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(seq), 0) FROM changes WHERE at < ? AND seq < ?`), before.UnixMicro(), head).Scan(&cut); err != nil {
+			return fmt.Errorf("trim journal: %w", err)
+		}
+		if cut == 0 {
+			n = 0
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM changes WHERE seq <= ?`), cut)
+		if err != nil {
+			return fmt.Errorf("trim journal: %w", err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("trim journal: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO store_meta (key, value) VALUES ('journal_trimmed', ?)
+ON CONFLICT (key) DO UPDATE SET value = CASE WHEN excluded.value > store_meta.value THEN excluded.value ELSE store_meta.value END`), cut)
+		if err != nil {
+			return fmt.Errorf("trim journal: %w", err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Audit implements store.Store.
+func (s *Store) Audit(ctx context.Context, e store.AuditEntry) error {
+	at := e.At
+	if at.IsZero() {
+		at = s.now()
+	}
+	_, err := s.wdb.ExecContext(ctx, s.q(`INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)`),
+		at.UnixMicro(), e.Actor, e.Action, e.Target, e.Detail)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// AuditLog implements store.Store.
+func (s *Store) AuditLog(ctx context.Context, limit int) ([]store.AuditEntry, error) {
+	if limit < 0 {
+		return nil, fmt.Errorf("audit log: negative limit: %w", store.ErrInvalid)
+	}
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?`), limit)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AuditEntry
+	for rows.Next() {
+		var e store.AuditEntry
+		var at int64
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail); err != nil {
+			return nil, fmt.Errorf("audit log: %w", err)
+		}
+		e.At = fromMicro(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Setting implements store.Store.
+func (s *Store) Setting(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("setting %q: %w", key, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("setting %q: %w", key, err)
+	}
+	return v, nil
+}
+
+// SetSetting implements store.Store.
+func (s *Store) SetSetting(ctx context.Context, key, value string) error {
+	if key == "" {
+		return fmt.Errorf("set setting: empty key: %w", store.ErrInvalid)
+	}
+	_, err := s.wdb.ExecContext(ctx, s.q(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`), key, value)
+	if err != nil {
+		return fmt.Errorf("set setting %q: %w", key, err)
+	}
+	return nil
+}
+
+// Stats implements store.Store.
+func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
+	var st store.Stats
+	err := s.rdb.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM groups), (SELECT COUNT(*) FROM group_members)`).
+		Scan(&st.Users, &st.Groups, &st.Members)
+	if err != nil {
+		return store.Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	return st, nil
+}

@@ -1,0 +1,375 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/connectsso/connect/scim"
+	"github.com/connectsso/connect/scim/filter"
+	"github.com/connectsso/connect/scim/store"
+)
+
+// listSpec describes one resource table for listing.
+type listSpec struct {
+	table   string // "users u"
+	alias   string // "u"
+	cols    string // selected columns before pk and the sort key
+	m       *mapping
+	notNull map[string]bool // sort columns that are never NULL
+}
+
+var usersSpec = listSpec{
+	table: "users u", alias: "u",
+	cols:    "u.id, u.doc, u.version, u.created, u.modified",
+	notNull: map[string]bool{"u.id": true, "u.user_name": true, "u.created": true, "u.modified": true},
+}
+
+var groupsSpec = listSpec{
+	table: "groups g", alias: "g",
+	cols:    groupCols,
+	notNull: map[string]bool{"g.id": true, "g.display_name": true, "g.created": true, "g.modified": true},
+}
+
+// sortKey is how a listing is ordered: expr ascending or descending, then pk.
+type sortKey struct {
+	expr    string // "" for pk order
+	isInt   bool
+	notNull bool
+	desc    bool
+	sig     string // identifies the order inside cursors
+}
+
+func (s *Store) sortKey(spec *listSpec, q *store.Query) (sortKey, error) {
+	if q.SortBy == nil {
+		return sortKey{sig: "pk"}, nil
+	}
+	p := *q.SortBy
+	k := sortKey{desc: q.Descending, sig: strings.ToLower(p.String())}
+	if q.Descending {
+		k.sig += " desc"
+	}
+	t := p.Target()
+	if col, ok := spec.m.Column(p); ok {
+		k.notNull = spec.notNull[col]
+		switch t.Type {
+		case scim.TypeBoolean, scim.TypeDateTime, scim.TypeInteger:
+			k.expr, k.isInt = col, true
+		default:
+			k.expr = col
+			if !t.CaseExact {
+				k.expr = "lower(" + col + ")"
+			}
+		}
+		return k, nil
+	}
+	// A multi-valued attribute sorts by its primary (else first) value.
+	from, ok := spec.m.sortMulti[strings.ToLower(AttrPath(p.Schema, p.Attr, nil).String())]
+	sub := "value"
+	if p.Sub != nil {
+		sub = strings.ToLower(p.Sub.Name)
+	} else if p.Attr.Type == scim.TypeComplex {
+		if t, ok = p.Attr.Sub("value"); !ok {
+			return sortKey{}, fmt.Errorf("%w: cannot sort by %s", store.ErrInvalid, p)
+		}
+	}
+	col, okCol := valueColumns[sub]
+	if !ok || !okCol || t.Type == scim.TypeComplex {
+		return sortKey{}, fmt.Errorf("%w: cannot sort by %s", store.ErrInvalid, p)
+	}
+	if t.Type == scim.TypeBoolean {
+		k.isInt = true
+	} else if !t.CaseExact {
+		col = "lower(" + col + ")"
+	}
+	k.expr = "(SELECT " + col + " " + from + " ORDER BY v.prim DESC, v.idx LIMIT 1)"
+	return k, nil
+}
+
+// cursor is the decoded form of an RFC 9865 cursor: the sort signature and the
+// last row's sort key and pk.
+type cursor struct {
+	Sig  string `json:"s"`
+	Null bool   `json:"n,omitempty"`
+	Key  any    `json:"k,omitempty"`
+	PK   int64  `json:"p"`
+}
+
+func encodeCursor(c cursor) string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(text string, k sortKey) (cursor, error) {
+	bad := fmt.Errorf("%w: invalid cursor", store.ErrInvalid)
+	if len(text) > 4096 {
+		return cursor{}, bad
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(text)
+	if err != nil {
+		return cursor{}, bad
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	var c cursor
+	if err := dec.Decode(&c); err != nil || dec.More() || c.Sig != k.sig || c.PK <= 0 {
+		return cursor{}, bad
+	}
+	switch {
+	case k.expr == "" || c.Null:
+		if c.Key != nil || (c.Null && (k.expr == "" || k.notNull)) {
+			return cursor{}, bad
+		}
+	case k.isInt:
+		n, ok := c.Key.(json.Number)
+		if !ok {
+			return cursor{}, bad
+		}
+		i, err := n.Int64()
+		if err != nil {
+			return cursor{}, bad
+		}
+		c.Key = i
+	default:
+		if _, ok := c.Key.(string); !ok {
+			return cursor{}, bad
+		}
+	}
+	return c, nil
+}
+
+// where writes the WHERE clause of q's filter (and of the cursor position when
+// after is set) to b; it writes "1=1" when there is nothing to filter.
+func (s *Store) where(b *builder, spec *listSpec, e filter.Expr, k sortKey, after *cursor) error {
+	b.w(" WHERE 1=1")
+	if e != nil {
+		cond, args, err := filter.SQL(e, spec.m, s.d.Filter, len(b.args)+1)
+		if err != nil {
+			return fmt.Errorf("%w: %w", store.ErrInvalid, err)
+		}
+		b.w(" AND (", cond, ")")
+		b.args = append(b.args, args...)
+	}
+	if after == nil {
+		return nil
+	}
+	pk := spec.alias + ".pk"
+	cmp := ">"
+	if k.desc {
+		cmp = "<"
+	}
+	switch {
+	case k.expr == "":
+		b.w(" AND ", pk, " ", cmp, " ", b.arg(after.PK))
+	case k.notNull:
+		b.w(" AND (", k.expr, ", ", pk, ") ", cmp, " (", b.arg(after.Key), ", ", b.arg(after.PK), ")")
+	case after.Null:
+		b.w(" AND ", k.expr, " IS NULL AND ", pk, " ", cmp, " ", b.arg(after.PK))
+	default:
+		b.w(" AND (", k.expr, " IS NULL OR ", k.expr, " ", cmp, " ", b.arg(after.Key),
+			" OR (", k.expr, " = ", b.arg(after.Key), " AND ", pk, " ", cmp, " ", b.arg(after.PK), "))")
+	}
+	return nil
+}
+
+func (k sortKey) orderBy(alias string) string {
+	dir := ""
+	if k.desc {
+		dir = " DESC"
+	}
+	pk := alias + ".pk" + dir
+	switch {
+	case k.expr == "":
+		return " ORDER BY " + pk
+	case k.notNull:
+		return " ORDER BY " + k.expr + dir + ", " + pk
+	default:
+		// Unassigned values sort last in both directions.
+		return " ORDER BY (CASE WHEN " + k.expr + " IS NULL THEN 1 ELSE 0 END), " + k.expr + dir + ", " + pk
+	}
+}
+
+// list runs the count and page queries of q. scan is called for each row with
+// the row's columns already scanned into dest (spec.cols order).
+func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest func() []any, row func(pk int64)) (total int, next string, err error) {
+	if q.Count < 0 {
+		return 0, "", fmt.Errorf("%w: negative count", store.ErrInvalid)
+	}
+	k, err := s.sortKey(spec, &q)
+	if err != nil {
+		return 0, "", err
+	}
+	var after *cursor
+	if q.UseCursor && q.Cursor != "" {
+		c, err := decodeCursor(q.Cursor, k)
+		if err != nil {
+			return 0, "", err
+		}
+		after = &c
+	}
+	cb := s.newBuilder()
+	cb.w("SELECT COUNT(*) FROM ", spec.table)
+	if err := s.where(cb, spec, q.Filter, k, nil); err != nil {
+		return 0, "", err
+	}
+	if err := s.rdb.QueryRowContext(ctx, cb.String(), cb.args...).Scan(&total); err != nil {
+		return 0, "", fmt.Errorf("count: %w", err)
+	}
+	if q.Count == 0 || total == 0 {
+		return total, "", nil
+	}
+	b := s.newBuilder()
+	keyCol := "NULL"
+	if k.expr != "" {
+		keyCol = k.expr
+	}
+	b.w("SELECT ", spec.cols, ", ", spec.alias, ".pk, ", keyCol, " FROM ", spec.table)
+	if err := s.where(b, spec, q.Filter, k, after); err != nil {
+		return 0, "", err
+	}
+	b.w(k.orderBy(spec.alias))
+	limit := q.Count
+	if q.UseCursor {
+		limit++ // one more row tells whether there is a next page
+	}
+	b.w(" LIMIT ", b.arg(limit))
+	if !q.UseCursor && q.StartIndex > 1 {
+		b.w(" OFFSET ", b.arg(q.StartIndex-1))
+	}
+	rows, err := s.rdb.QueryContext(ctx, b.String(), b.args...)
+	if err != nil {
+		return 0, "", fmt.Errorf("list: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	var last cursor
+	for rows.Next() {
+		n++
+		if n > q.Count {
+			next = encodeCursor(last)
+			break
+		}
+		var pk int64
+		var key any
+		d := append(dest(), &pk, &key)
+		if err := rows.Scan(d...); err != nil {
+			return 0, "", fmt.Errorf("list: %w", err)
+		}
+		last = cursor{Sig: k.sig, PK: pk}
+		if k.expr != "" {
+			if key == nil {
+				last.Null = true
+			} else {
+				last.Key = normKey(key, k.isInt)
+			}
+		}
+		row(pk)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, "", fmt.Errorf("list: %w", err)
+	}
+	return total, next, nil
+}
+
+// normKey converts a scanned sort key to the JSON-friendly cursor form.
+func normKey(v any, isInt bool) any {
+	switch x := v.(type) {
+	case []byte:
+		return string(x)
+	case int32:
+		return int64(x)
+	case bool:
+		if isInt {
+			return b01(x)
+		}
+	}
+	return v
+}
+
+// ListUsers implements store.Store.
+func (s *Store) ListUsers(ctx context.Context, q store.Query) (store.Page[scim.User], error) {
+	spec := usersSpec
+	spec.m = s.users
+	var page store.Page[scim.User]
+	var id, doc string
+	var version, created, modified int64
+	var derr error
+	total, next, err := s.list(ctx, &spec, q,
+		func() []any { return []any{&id, &doc, &version, &created, &modified} },
+		func(int64) {
+			u, err := decodeUser(id, doc, version, created, modified)
+			if err != nil && derr == nil {
+				derr = err
+			}
+			page.Items = append(page.Items, u)
+		})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return store.Page[scim.User]{}, fmt.Errorf("list users: %w", err)
+	}
+	page.Total, page.NextCursor = total, next
+	if len(page.Items) > 0 {
+		ids := make([]string, len(page.Items))
+		for i := range page.Items {
+			ids[i] = page.Items[i].ID
+		}
+		groups, err := s.userGroups(ctx, s.rdb, ids)
+		if err != nil {
+			return store.Page[scim.User]{}, fmt.Errorf("list users: %w", err)
+		}
+		for i := range page.Items {
+			page.Items[i].Groups = groups[page.Items[i].ID]
+		}
+	}
+	return page, nil
+}
+
+// ListGroups implements store.Store.
+func (s *Store) ListGroups(ctx context.Context, q store.Query) (store.Page[scim.Group], error) {
+	spec := groupsSpec
+	spec.m = s.groups
+	var page store.Page[scim.Group]
+	var pks []int64
+	var gpk, version, created, modified int64
+	var g scim.Group
+	var ext, kind sql.NullString
+	total, next, err := s.list(ctx, &spec, q,
+		func() []any {
+			g = scim.Group{}
+			return []any{&gpk, &g.ID, &g.DisplayName, &ext, &kind, &version, &created, &modified}
+		},
+		func(pk int64) {
+			g.ExternalID = ext.String
+			if kind.String != "" {
+				g.Connect = &scim.ConnectGroup{Kind: kind.String}
+			}
+			g.SetSchemas()
+			g.Meta = &scim.Meta{ResourceType: "Group", Created: fromMicro(created), LastModified: fromMicro(modified), Version: scim.ETag(version)}
+			page.Items = append(page.Items, g)
+			pks = append(pks, pk)
+		})
+	if err != nil {
+		return store.Page[scim.Group]{}, fmt.Errorf("list groups: %w", err)
+	}
+	page.Total, page.NextCursor = total, next
+	if q.Members && len(pks) > 0 {
+		ms, err := s.groupMembers(ctx, s.rdb, pks)
+		if err != nil {
+			return store.Page[scim.Group]{}, fmt.Errorf("list groups: %w", err)
+		}
+		for i := range page.Items {
+			page.Items[i].Members = ms[pks[i]]
+			if page.Items[i].Members == nil {
+				page.Items[i].Members = []scim.Member{}
+			}
+		}
+	}
+	return page, nil
+}

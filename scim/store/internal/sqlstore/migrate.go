@@ -1,0 +1,189 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// migrations are applied in order; each entry is one version made of
+// statements. Released versions are never edited: a change is a new version.
+// Type tokens (%PK%, %SERIAL%, %BLOB%) are replaced per dialect.
+var migrations = [][]string{
+	1: {
+		`CREATE TABLE users (
+			pk %PK%,
+			id TEXT NOT NULL UNIQUE,
+			user_name TEXT NOT NULL,
+			external_id TEXT,
+			display_name TEXT,
+			nick_name TEXT,
+			profile_url TEXT,
+			title TEXT,
+			user_type TEXT,
+			preferred_language TEXT,
+			locale TEXT,
+			timezone TEXT,
+			formatted_name TEXT,
+			family_name TEXT,
+			given_name TEXT,
+			middle_name TEXT,
+			honorific_prefix TEXT,
+			honorific_suffix TEXT,
+			active INTEGER,
+			employee_number TEXT,
+			cost_center TEXT,
+			organization TEXT,
+			division TEXT,
+			department TEXT,
+			manager_value TEXT,
+			manager_display TEXT,
+			email_verified INTEGER,
+			doc TEXT NOT NULL,
+			version BIGINT NOT NULL,
+			created BIGINT NOT NULL,
+			modified BIGINT NOT NULL
+		)`,
+		`CREATE UNIQUE INDEX users_user_name ON users (lower(user_name))`,
+		`CREATE INDEX users_external_id ON users (external_id)`,
+		`CREATE INDEX users_display_name ON users (lower(display_name))`,
+		`CREATE INDEX users_employee_number ON users (lower(employee_number))`,
+		`CREATE INDEX users_family_name ON users (lower(family_name))`,
+		`CREATE INDEX users_created ON users (created)`,
+		`CREATE INDEX users_modified ON users (modified)`,
+		`CREATE TABLE user_values (
+			user_pk BIGINT NOT NULL REFERENCES users (pk) ON DELETE CASCADE,
+			attr TEXT NOT NULL,
+			idx INTEGER NOT NULL,
+			type TEXT,
+			prim INTEGER NOT NULL DEFAULT 0,
+			value TEXT,
+			display TEXT,
+			formatted TEXT,
+			street_address TEXT,
+			locality TEXT,
+			region TEXT,
+			postal_code TEXT,
+			country TEXT,
+			name TEXT,
+			PRIMARY KEY (user_pk, attr, idx)
+		)`,
+		`CREATE INDEX user_values_value ON user_values (attr, lower(value))`,
+		`CREATE TABLE groups (
+			pk %PK%,
+			id TEXT NOT NULL UNIQUE,
+			display_name TEXT NOT NULL,
+			external_id TEXT,
+			kind TEXT,
+			version BIGINT NOT NULL,
+			created BIGINT NOT NULL,
+			modified BIGINT NOT NULL
+		)`,
+		`CREATE UNIQUE INDEX groups_kind_name ON groups (COALESCE(kind, ''), lower(display_name))`,
+		`CREATE INDEX groups_display_name ON groups (lower(display_name))`,
+		`CREATE INDEX groups_external_id ON groups (external_id)`,
+		`CREATE INDEX groups_modified ON groups (modified)`,
+		`CREATE TABLE group_members (
+			group_pk BIGINT NOT NULL REFERENCES groups (pk) ON DELETE CASCADE,
+			member_id TEXT NOT NULL,
+			member_type TEXT NOT NULL,
+			PRIMARY KEY (group_pk, member_id)
+		)`,
+		`CREATE INDEX group_members_member ON group_members (member_id)`,
+		`CREATE TABLE changes (
+			seq %SERIAL%,
+			resource_type TEXT NOT NULL,
+			resource_id TEXT NOT NULL,
+			op TEXT NOT NULL,
+			reason TEXT NOT NULL,
+			at BIGINT NOT NULL
+		)`,
+		`CREATE INDEX changes_at ON changes (at)`,
+		`CREATE TABLE store_meta (
+			key TEXT PRIMARY KEY,
+			value BIGINT NOT NULL
+		)`,
+		`CREATE TABLE tokens (
+			id TEXT PRIMARY KEY,
+			name TEXT NOT NULL,
+			hash %BLOB% NOT NULL UNIQUE,
+			read_only INTEGER NOT NULL,
+			client_id TEXT NOT NULL,
+			created BIGINT NOT NULL,
+			last_used BIGINT NOT NULL DEFAULT 0,
+			revoked INTEGER NOT NULL DEFAULT 0
+		)`,
+		`CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked = 0`,
+		`CREATE TABLE settings (
+			key TEXT PRIMARY KEY,
+			value TEXT NOT NULL
+		)`,
+		`CREATE TABLE audit (
+			id %SERIAL%,
+			at BIGINT NOT NULL,
+			actor TEXT NOT NULL,
+			action TEXT NOT NULL,
+			target TEXT NOT NULL,
+			detail TEXT NOT NULL
+		)`,
+	},
+}
+
+// SchemaVersion is the newest migration version this code knows.
+func SchemaVersion() int { return len(migrations) - 1 }
+
+// migrate brings the schema up to date. It is idempotent and safe when several
+// processes start at once: the dialect's lock (or SQLite's exclusive write
+// transaction) serialises them, and each re-reads the version under it.
+func migrate(ctx context.Context, d *Dialect, db *sql.DB, now int64) error {
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer c.Close()
+	if d.LockMigrations != nil {
+		unlock, err := d.LockMigrations(ctx, c)
+		if err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+		defer unlock()
+	}
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var cur int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
+		return fmt.Errorf("migrate: read version: %w", err)
+	}
+	if cur > SchemaVersion() {
+		return fmt.Errorf("migrate: database schema version %d is newer than this program's %d", cur, SchemaVersion())
+	}
+	if cur == SchemaVersion() {
+		return tx.Commit()
+	}
+	repl := make([]string, 0, 2*len(d.Types))
+	for k, v := range d.Types {
+		repl = append(repl, k, v)
+	}
+	r := strings.NewReplacer(repl...)
+	for v := cur + 1; v <= SchemaVersion(); v++ {
+		for _, stmt := range migrations[v] {
+			if _, err := tx.ExecContext(ctx, r.Replace(stmt)); err != nil {
+				return fmt.Errorf("migrate: version %d: %w", v, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO schema_migrations (version, applied) VALUES (?, ?)`), v, now); err != nil {
+			return fmt.Errorf("migrate: record version %d: %w", v, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+// Package sqlstore is the SQL implementation of the hub directory contract
+// (scim/store) shared by the SQLite and PostgreSQL backends: schema and
+// migrations, every query, transactions, the filter mappings, paging and the
+// change journal. A backend supplies a Dialect (what differs between the
+// engines) and its connection pools.
+//
+// It imports package scim, scim/filter, scim/store, database/sql and
+// github.com/google/uuid; never a database driver.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/connectsso/connect/scim/store"
+)
+
+// Options are the backend-independent settings.
+type Options struct {
+	// Clock returns the current time; time.Now when nil.
+	Clock func() time.Time
+	// Logger receives operational messages; discarded when nil.
+	Logger *slog.Logger
+}
+
+// Store implements store.Store and store.Batcher over database/sql.
+type Store struct {
+	d     *Dialect
+	rdb   *sql.DB // reads
+	wdb   *sql.DB // writes (may be rdb)
+	clock func() time.Time
+	log   *slog.Logger
+
+	queries sync.Map // static query → rebound text
+	stmts   sync.Map // rebound text → *sql.Stmt on rdb
+	touched sync.Map // token id → time.Time of the last recorded use
+
+	users, groups *mapping
+}
+
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Batcher = (*Store)(nil)
+)
+
+// New migrates the database and returns a store reading through rdb and
+// writing through wdb (the same pool when the engine has no single-writer
+// constraint). Close closes both pools.
+func New(ctx context.Context, d *Dialect, rdb, wdb *sql.DB, opts Options) (*Store, error) {
+	s := &Store{d: d, rdb: rdb, wdb: wdb, clock: opts.Clock, log: opts.Logger}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.users = userMapping()
+	s.groups = groupMapping()
+	if err := migrate(ctx, d, wdb, s.clock().UnixMicro()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ping checks the database is reachable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s: %w", s.d.Name, err)
+	}
+	return nil
+}
+
+// Close releases the pools.
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	err := s.rdb.Close()
+	if s.wdb != s.rdb {
+		err = errors.Join(err, s.wdb.Close())
+	}
+	return err
+}
+
+func (s *Store) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }
+
+// q returns the dialect's text of a static query (cached).
+func (s *Store) q(query string) string {
+	if v, ok := s.queries.Load(query); ok {
+		return v.(string)
+	}
+	r := s.d.rebind(query)
+	s.queries.Store(query, r)
+	return r
+}
+
+// stmt returns a prepared statement for a static read query on the read pool.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	text := s.q(query)
+	if v, ok := s.stmts.Load(text); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := s.rdb.PrepareContext(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	if old, loaded := s.stmts.LoadOrStore(text, st); loaded {
+		st.Close()
+		return old.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// write runs fn in a write transaction and commits it, retrying a few times
+// when the engine reports a transient conflict (deadlock, serialization).
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.writeOnce(ctx, fn)
+		if err == nil || s.d.Retryable == nil || !s.d.Retryable(err) || attempt >= 4 || ctx.Err() != nil {
+			return err
+		}
+		s.log.DebugContext(ctx, "retrying write transaction", "attempt", attempt+1)
+	}
+}
+
+func (s *Store) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) newBuilder() *builder { return &builder{d: s.d} }
+
+// ns maps "" to NULL so that "pr" and sorting treat it as unassigned.
+func ns(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
+}
+
+// nb maps a *Bool-like optional boolean to NULL, 0 or 1.
+func nb(set bool, v bool) any {
+	if !set {
+		return nil
+	}
+	return b01(v)
+}
+
+func b01(v bool) int64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func fromMicro(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// chunks splits n items into [lo, hi) ranges of at most size.
+func chunks(n, size int, fn func(lo, hi int) error) error {
+	for lo := 0; lo < n; lo += size {
+		hi := min(lo+size, n)
+		if err := fn(lo, hi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
