@@ -193,7 +193,7 @@ func (c *compiler) expr(e Expr) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return "NOT (" + x + ")", nil
+		return not(x), nil
 	case *Compare:
 		return c.compare(e)
 	case *ValuePath:
@@ -201,6 +201,11 @@ func (c *compiler) expr(e Expr) (string, error) {
 	}
 	return "", fmt.Errorf("filter: cannot compile %T", e)
 }
+
+// not negates x. A comparison on an absent value is NULL in SQL, and NOT NULL is
+// NULL again, which would make "not (active eq false)" miss users without active;
+// "IS NOT TRUE" (SQLite and PostgreSQL) matches whenever x does not.
+func not(x string) string { return "(" + x + ") IS NOT TRUE" }
 
 // operands flattens a chain of the same operator: "a and b and c" → [a b c].
 func operands(e Expr, dst []Expr) []Expr {
@@ -268,7 +273,7 @@ func (c *compiler) compare(x *Compare) (string, error) {
 		case err != nil:
 			return "", err
 		case x.Op == OpEq:
-			return "NOT (" + present + ")", nil
+			return not(present), nil
 		case x.Op == OpNe:
 			return present, nil
 		}
