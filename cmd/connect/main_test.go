@@ -385,3 +385,67 @@ func TestCheckConfig(t *testing.T) {
 		}
 	})
 }
+
+func TestDemo(t *testing.T) {
+	cmd := exec.Command(binary, "demo", "--listen", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	var url, token string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && (url == "" || token == "") {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 2 && f[0] == "URL":
+			url = f[1]
+		case len(f) == 3 && f[0] == "admin" && f[1] == "token":
+			token = f[2]
+		}
+	}
+	if url == "" || token == "" {
+		t.Fatal("demo printed no URL or token")
+	}
+	go io.Copy(io.Discard, stdout)
+	for _, c := range []struct {
+		path string
+		want string
+	}{
+		{"/scim/v2/Users?count=0", `"totalResults":6`},
+		{"/scim/v2/Groups?count=0&filter=urn:ietf:params:scim:schemas:extension:connect:2.0:Group:kind%20eq%20%22audience%22", `"totalResults":2`},
+		{"/scim/v2/Groups?count=0&filter=urn:ietf:params:scim:schemas:extension:connect:2.0:Group:kind%20eq%20%22course%22", `"totalResults":1`},
+	} {
+		req, _ := http.NewRequest("GET", url+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), c.want) {
+			t.Errorf("GET %s = %d %s, want %s", c.path, resp.StatusCode, body, c.want)
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo exited with %v after Ctrl-C", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("demo did not stop after Ctrl-C")
+	}
+}
