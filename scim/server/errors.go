@@ -32,7 +32,7 @@ var errorTable = []struct {
 func toSCIM(err error) (*scim.Error, bool) {
 	var se *scim.Error
 	if errors.As(err, &se) {
-		return se, se.Status >= 500
+		return se, se.Status == http.StatusInternalServerError
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
