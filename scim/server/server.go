@@ -55,8 +55,19 @@ func (h *handler) route(path string) (endpoint, rest string, ok bool) {
 	}
 	p = strings.TrimPrefix(p, "/")
 	endpoint, rest, _ = strings.Cut(p, "/")
+	// Endpoint names match case-insensitively ("/users" from Microsoft's test
+	// collection): SCIM names are case-insensitive everywhere else, and no two
+	// endpoints differ only in case.
+	for _, e := range endpoints {
+		if strings.EqualFold(endpoint, e) {
+			endpoint = e
+			break
+		}
+	}
 	return endpoint, rest, true
 }
+
+var endpoints = []string{"Users", "Groups", "Changes", "Schemas", "ResourceTypes", "ServiceProviderConfig", "Bulk", "Me"}
 
 // metricResource bounds the resource label to known endpoints.
 func metricResource(endpoint string) string {
