@@ -285,7 +285,6 @@ func ImportUsers(ctx context.Context, st store.Store, r io.Reader, opt ImportOpt
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -299,6 +298,7 @@ func ImportUsers(ctx context.Context, st store.Store, r io.Reader, opt ImportOpt
 		if len(rec) == 1 && rec[0] == "" {
 			continue
 		}
+		line, _ := cr.FieldPos(0)
 		u, rerr := parseRow(cols, rec)
 		if rerr == nil {
 			key := strings.ToLower(u.UserName)
