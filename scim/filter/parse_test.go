@@ -346,3 +346,14 @@ func TestParsePathRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestParseSafelyContainsParserPanics(t *testing.T) {
+	_, ok := parseSafely(func([]byte) (int, error) { panic("boom") }, "x")
+	if ok {
+		t.Error("a panicking parser reported success")
+	}
+	v, ok := parseSafely(func(b []byte) (int, error) { return len(b), nil }, "abc")
+	if !ok || v != 3 {
+		t.Errorf("parseSafely = %d, %v; want 3, true", v, ok)
+	}
+}

@@ -31,6 +31,24 @@ type MultiFrame struct {
 	Where   string            // correlation, e.g. "v.user_pk = u.pk AND v.attr = 'emails'"
 	Columns map[string]string // lower-case sub-attribute name → column ("value" → "v.value")
 	Default string            // sub-attribute used when none is named ("emails eq x"): "value"
+	// Key and Ref, when both are set, turn the frame into a semi-join: the
+	// compiler emits "<Key> IN (SELECT <Ref> FROM <From> WHERE <Where> AND
+	// (<condition>))" and Where holds only the frame's own restriction (e.g.
+	// "v.attr = 'emails'"), not the correlation. SQLite plans that form from
+	// the child table's index, where a correlated EXISTS scans every parent row.
+	Key string // parent column, e.g. "u.pk"
+	Ref string // child column equal to Key, e.g. "v.user_pk"
+}
+
+// correlated returns f's Where including the correlation of a Key/Ref frame.
+func (f MultiFrame) correlated() string {
+	if f.Key == "" || f.Ref == "" {
+		return f.Where
+	}
+	if f.Where == "" {
+		return f.Ref + " = " + f.Key
+	}
+	return f.Ref + " = " + f.Key + " AND (" + f.Where + ")"
 }
 
 // Dialect holds what differs between SQL engines.
@@ -56,7 +74,8 @@ func DollarN(n int) string { return "$" + strconv.Itoa(n) }
 //
 // Strings compare case-insensitively (lower() on both sides) unless the attribute
 // is caseExact; co, sw and ew use LIKE with %, _ and \ escaped. "ne" also matches
-// an absent value; "eq null" means absent and "ne null" present. A comparison on a
+// an absent value; "eq null" means absent and "ne null" present; "not" matches
+// whenever its operand does not, absent values included. A comparison on a
 // multi-valued attribute matches when one of its values does, and a value path
 // requires all its conditions to hold on the same value.
 //
@@ -100,7 +119,7 @@ func OrderBy(p scim.AttrPath, m Mapping) (string, error) {
 		return "", refuse
 	}
 	key := sortKey(col, target)
-	from := f.From + whereClause(f.Where, "")
+	from := f.From + whereClause(f.correlated(), "")
 	if primary, ok := f.Columns["primary"]; ok {
 		return "(SELECT " + key + " FROM " + from + " ORDER BY CASE WHEN " + primary + " THEN 0 ELSE 1 END, " + key + " LIMIT 1)", nil
 	}
@@ -160,6 +179,9 @@ func whereClause(w, cond string) string {
 }
 
 func exists(f MultiFrame, cond string) string {
+	if f.Key != "" && f.Ref != "" {
+		return f.Key + " IN (SELECT " + f.Ref + " FROM " + f.From + whereClause(f.Where, cond) + ")"
+	}
 	return "EXISTS (SELECT 1 FROM " + f.From + whereClause(f.Where, cond) + ")"
 }
 
