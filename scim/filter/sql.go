@@ -53,7 +53,8 @@ func (f MultiFrame) correlated() string {
 
 // Dialect holds what differs between SQL engines.
 type Dialect struct {
-	// Placeholder returns the n-th (1-based) bind parameter: "?" or "$n".
+	// Placeholder returns the n-th (1-based) bind parameter: "?" or "$n"
+	// (QuestionMark, DollarN); nil means QuestionMark.
 	Placeholder func(n int) string
 	// TimeArg converts a dateTime literal to the stored representation (e.g.
 	// UnixMicro int64); nil keeps time.Time.
@@ -99,24 +100,26 @@ func SQL(e Expr, m Mapping, d Dialect, firstArg int) (where string, args []any, 
 // condition (boolean on PostgreSQL, 0/1 on SQLite). It returns a *scim.Error (400
 // invalidValue) when p cannot be sorted by.
 func OrderBy(p scim.AttrPath, m Mapping) (string, error) {
-	refuse := scim.BadRequest(scim.ErrTypeInvalidValue, "attribute %s cannot be sorted by", p)
+	unsortable := func() error {
+		return scim.BadRequest(scim.ErrTypeInvalidValue, "attribute %s cannot be sorted by", p)
+	}
 	if p.Attr.Returned == scim.ReturnedNever || p.Target().Returned == scim.ReturnedNever {
-		return "", refuse
+		return "", unsortable()
 	}
 	if !p.Attr.MultiValued {
 		col, ok := m.Column(p)
 		if !ok || p.Target().Type == scim.TypeComplex {
-			return "", refuse
+			return "", unsortable()
 		}
 		return sortKey(col, p.Target()), nil
 	}
 	f, ok := m.Multi(scim.AttrPath{Schema: p.Schema, Attr: p.Attr})
 	if !ok {
-		return "", refuse
+		return "", unsortable()
 	}
 	col, target, ok := frameColumn(f, p)
 	if !ok {
-		return "", refuse
+		return "", unsortable()
 	}
 	key := sortKey(col, target)
 	from := f.From + whereClause(f.correlated(), "")

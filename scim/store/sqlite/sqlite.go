@@ -61,6 +61,7 @@ var dialect = sqlstore.Dialect{
 		"%SERIAL%": "INTEGER PRIMARY KEY AUTOINCREMENT",
 		"%BLOB%":   "BLOB",
 	},
+	AfterMigrate: sqlstore.SQLiteInitialStats,
 	IsUnique: func(err error) bool {
 		var e *sqlite.Error
 		return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)

@@ -39,6 +39,9 @@ type Dialect struct {
 	// It returns the function that releases the lock. nil means the migration
 	// transaction itself is exclusive (SQLite BEGIN IMMEDIATE).
 	LockMigrations func(ctx context.Context, c *sql.Conn) (func(), error)
+	// AfterMigrate, when set, runs in the migration transaction after the
+	// migrations from version `from` (0 for a new database) were applied.
+	AfterMigrate func(ctx context.Context, tx *sql.Tx, from int) error
 }
 
 // rebind turns the "?" placeholders of a static query into "$n" when the

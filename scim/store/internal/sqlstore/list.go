@@ -35,6 +35,10 @@ var groupsSpec = listSpec{
 	notNull: map[string]bool{"g.id": true, "g.display_name": true, "g.created": true, "g.modified": true},
 }
 
+// fewRows is the match count up to which a filtered page is sorted rather
+// than read in index order (see orderBy).
+const fewRows = 10000
+
 // sortKey is how a listing is ordered: expr ascending or descending, then pk.
 type sortKey struct {
 	expr    string // "" for pk order
@@ -177,13 +181,20 @@ func (s *Store) where(b *builder, spec *listSpec, e filter.Expr, k sortKey, afte
 	return nil
 }
 
-func (k sortKey) orderBy(alias string) string {
+// orderBy returns the ORDER BY clause. few says the filter matches few rows:
+// the pk is then written "+pk", which keeps SQLite's planner from walking the
+// whole table in pk order (to skip a sort) instead of searching the filter's
+// index — the right trade for a selective range filter such as
+// "meta.lastModified ge" on a large directory.
+func (k sortKey) orderBy(alias string, few bool) string {
 	dir := ""
 	if k.desc {
 		dir = " DESC"
 	}
 	pk := alias + ".pk" + dir
 	switch {
+	case k.expr == "" && few:
+		return " ORDER BY +" + pk
 	case k.expr == "":
 		return " ORDER BY " + pk
 	case k.notNull:
@@ -232,7 +243,7 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 	if err := s.where(b, spec, q.Filter, k, after); err != nil {
 		return 0, "", err
 	}
-	b.w(k.orderBy(spec.alias))
+	b.w(k.orderBy(spec.alias, q.Filter != nil && total <= fewRows))
 	limit := q.Count
 	if q.UseCursor {
 		limit++ // one more row tells whether there is a next page

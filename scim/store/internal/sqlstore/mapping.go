@@ -141,16 +141,19 @@ func userMapping() *mapping {
 		key := strings.ToLower(AttrPath(va.schema, a, nil).String())
 		m.multis[key] = filter.MultiFrame{
 			From:    "user_values v",
-			Where:   "v.user_pk = u.pk AND v.attr = '" + va.name + "'",
+			Where:   "v.attr = '" + va.name + "'",
 			Columns: cols,
 			Default: def,
+			Key:     "u.pk",
+			Ref:     "v.user_pk",
 		}
 		m.sortMulti[key] = "FROM user_values v WHERE v.user_pk = u.pk AND v.attr = '" + va.name + "'"
 	}
 	groups, _ := scim.UserSchema.Attr("groups")
 	m.multis[strings.ToLower(AttrPath(scim.UserSchema, groups, nil).String())] = filter.MultiFrame{
-		From:  "group_members gm JOIN groups gg ON gg.pk = gm.group_pk",
-		Where: "gm.member_id = u.id",
+		From: "group_members gm JOIN groups gg ON gg.pk = gm.group_pk",
+		Key:  "u.id",
+		Ref:  "gm.member_id",
 		Columns: map[string]string{
 			"value":   "gg.id",
 			"display": "gg.display_name",
@@ -179,8 +182,9 @@ func groupMapping() *mapping {
 	col(scim.SchemaConnectGroup+":kind", "g.kind")
 	members, _ := scim.GroupSchema.Attr("members")
 	m.multis[strings.ToLower(AttrPath(scim.GroupSchema, members, nil).String())] = filter.MultiFrame{
-		From:  "group_members gm",
-		Where: "gm.group_pk = g.pk",
+		From: "group_members gm",
+		Key:  "g.pk",
+		Ref:  "gm.group_pk",
 		Columns: map[string]string{
 			"value": "gm.member_id",
 			"type":  "gm.member_type",
