@@ -56,6 +56,6 @@ func (*ValuePath) expr() {}
 // Limits bound what a client may send. Zero fields take the defaults.
 type Limits struct {
 	MaxLength int // bytes of filter text; default 4096
-	MaxDepth  int // nesting of and/or/not/[]; default 16
+	MaxDepth  int // nesting of ( and [, and of and/or/not/[] in the parsed tree; default 16
 	MaxTerms  int // comparisons; default 64
 }

@@ -120,7 +120,9 @@ func (tdb *testDB) load(tb testing.TB, prefix, boolType, timeType string) {
 	}
 }
 
-func openSQLite(tb testing.TB) *testDB {
+func openSQLite(tb testing.TB) *testDB { return openSQLiteWith(tb, false) }
+
+func openSQLiteWith(tb testing.TB, semiJoin bool) *testDB {
 	tb.Helper()
 	db, err := sql.Open("sqlite", ":memory:")
 	if err != nil {
@@ -128,12 +130,12 @@ func openSQLite(tb testing.TB) *testDB {
 	}
 	db.SetMaxOpenConns(1) // one connection: one in-memory database
 	tb.Cleanup(func() { db.Close() })
-	tdb := &testDB{db: db, m: newTestMapping("user_values"), d: testDialect, users: "users"}
+	tdb := &testDB{db: db, m: testMappingOf("user_values", semiJoin), d: testDialect, users: "users"}
 	tdb.load(tb, "", "INTEGER", "INTEGER")
 	return tdb
 }
 
-func openPostgres(tb testing.TB) *testDB {
+func openPostgres(tb testing.TB, semiJoin bool) *testDB {
 	tb.Helper()
 	dsn := testenv.PostgresDSN(tb)
 	db, err := sql.Open("pgx", dsn)
@@ -147,7 +149,7 @@ func openPostgres(tb testing.TB) *testDB {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE") })
-	tdb := &testDB{db: db, m: newTestMapping(schema + ".user_values"), d: Dialect{Placeholder: DollarN}, users: schema + ".users"}
+	tdb := &testDB{db: db, m: testMappingOf(schema+".user_values", semiJoin), d: Dialect{Placeholder: DollarN}, users: schema + ".users"}
 	tdb.load(tb, schema+".", "BOOLEAN", "TIMESTAMPTZ")
 	return tdb
 }
@@ -298,6 +300,12 @@ func runDBCases(t *testing.T, tdb *testDB) {
 	})
 }
 
-func TestSQLOnSQLite(t *testing.T) { runDBCases(t, openSQLite(t)) }
+func TestSQLOnSQLite(t *testing.T) {
+	t.Run("exists", func(t *testing.T) { runDBCases(t, openSQLiteWith(t, false)) })
+	t.Run("semi-join", func(t *testing.T) { runDBCases(t, openSQLiteWith(t, true)) })
+}
 
-func TestSQLOnPostgres(t *testing.T) { runDBCases(t, openPostgres(t)) }
+func TestSQLOnPostgres(t *testing.T) {
+	t.Run("exists", func(t *testing.T) { runDBCases(t, openPostgres(t, false)) })
+	t.Run("semi-join", func(t *testing.T) { runDBCases(t, openPostgres(t, true)) })
+}

@@ -28,14 +28,22 @@ func (m testMapping) Multi(p scim.AttrPath) (MultiFrame, bool) {
 
 // newTestMapping returns the mapping of the test schema; values names the values
 // table (schema-qualified on PostgreSQL).
-func newTestMapping(values string) testMapping {
+func newTestMapping(values string) testMapping { return testMappingOf(values, false) }
+
+// testMappingOf returns the test mapping whose frames are correlated EXISTS
+// subqueries or, with semiJoin, Key/Ref semi-joins.
+func testMappingOf(values string, semiJoin bool) testMapping {
 	frame := func(attr string) MultiFrame {
-		return MultiFrame{
+		f := MultiFrame{
 			From:    values + " v",
 			Where:   "v.user_pk = u.pk AND v.attr = '" + attr + "'",
 			Columns: map[string]string{"value": "v.value", "type": "v.type", "display": "v.display", "primary": "v.is_primary"},
 			Default: "value",
 		}
+		if semiJoin {
+			f.Where, f.Key, f.Ref = "v.attr = '"+attr+"'", "u.pk", "v.user_pk"
+		}
+		return f
 	}
 	interests := frame("interests")
 	interests.Columns = map[string]string{"value": "v.value"}
@@ -151,6 +159,34 @@ func TestSQL(t *testing.T) {
 				t.Errorf("%d placeholders for %d args", n, len(args))
 			}
 		})
+	}
+}
+
+func TestSQLSemiJoinFrames(t *testing.T) {
+	m := testMappingOf("user_values", true)
+	tests := []struct{ filter, where string }{
+		{`emails[type eq "work" and value co "@x"]`,
+			`u.pk IN (SELECT v.user_pk FROM user_values v WHERE (v.attr = 'emails') AND ((lower(v.type) = lower(?) AND lower(v.value) LIKE lower(?) ESCAPE '\')))`},
+		{`emails pr`, `u.pk IN (SELECT v.user_pk FROM user_values v WHERE v.attr = 'emails')`},
+	}
+	for _, tt := range tests {
+		e, err := Parse(scim.UserResourceType, tt.filter, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		where, _, err := SQL(e, m, testDialect, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if where != tt.where {
+			t.Errorf("%s\n got %s\nwant %s", tt.filter, where, tt.where)
+		}
+	}
+	p, _ := scim.UserResourceType.ParsePath("emails")
+	key, err := OrderBy(p, m)
+	want := "(SELECT lower(v.value) FROM user_values v WHERE v.user_pk = u.pk AND (v.attr = 'emails') ORDER BY CASE WHEN v.is_primary THEN 0 ELSE 1 END, lower(v.value) LIMIT 1)"
+	if err != nil || key != want {
+		t.Errorf("OrderBy(emails) = %s, %v; want %s", key, err, want)
 	}
 }
 
