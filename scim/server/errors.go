@@ -51,7 +51,8 @@ func toSCIM(err error) (*scim.Error, bool) {
 	return &scim.Error{Status: http.StatusInternalServerError, Detail: "internal server error"}, true
 }
 
-// writeError writes err as a SCIM error body. Internal causes go to the log only.
+// writeError writes err as a SCIM error body. Internal causes go to the log only
+// (elimity gap: it sends any non-ScimError's text to the client as the detail).
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	se, internal := toSCIM(err)
 	log := h.log(r)

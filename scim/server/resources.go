@@ -121,7 +121,9 @@ func (h *handler) respond(w http.ResponseWriter, r *http.Request, rt *resourceTy
 }
 
 // ifMatch turns an If-Match header into the version the store must find (0: no
-// condition). A tag that cannot name a version can never match (412). Several
+// condition). elimity gap: it has no conditional requests at all (and maps 412
+// and 304 to 500 for some methods), so versioning is handled here and the store
+// checks the version inside its write transaction. A tag that cannot name a version can never match (412). Several
 // tags are checked against the current version, which is then required.
 func ifMatch(r *http.Request, current func() (string, error)) (int64, error) {
 	hv := strings.TrimSpace(r.Header.Get("If-Match"))
