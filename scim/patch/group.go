@@ -97,6 +97,14 @@ func newMemberSet(m *store.MemberOps) *memberSet {
 	return s
 }
 
+// grow makes room for n more adds (Entra sends thousands in one operation).
+func (s *memberSet) grow(n int) {
+	s.adds = slices.Grow(s.adds, n)
+	if len(s.addIdx) == 0 && n > 8 {
+		s.addIdx = make(map[string]int, n)
+	}
+}
+
 func (s *memberSet) add(mb scim.Member) {
 	if i, ok := s.rmIdx[mb.Value]; ok {
 		s.removes[i] = ""
@@ -134,6 +142,7 @@ func (s *memberSet) removeAll() {
 func (s *memberSet) replace(list []scim.Member) {
 	s.removeAll()
 	s.replaced = true
+	s.grow(len(list))
 	for _, mb := range list {
 		s.add(mb)
 	}
@@ -194,6 +203,7 @@ func (s *memberSet) hook(op string, t target, raw json.RawMessage) (bool, error)
 		if err != nil {
 			return true, err
 		}
+		s.grow(len(list))
 		for _, mb := range list {
 			s.add(mb)
 		}
