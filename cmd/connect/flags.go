@@ -11,10 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/connectsso/connect/scim/hub"
+	"github.com/connectsso/connect/scim/store"
 )
 
 // Hub flag names; each has the environment variable CONNECT_HUB_<NAME> and the
@@ -127,7 +129,38 @@ func loadServeSettings(c *cli.Context) (serveSettings, error) {
 	if s.url == "" && isLoopback(s.listen) {
 		s.url = "http://" + s.listen
 	}
+	// The hub's own checks (listen, url, …) too, so that every problem shows at
+	// once; the store is opened later.
+	if err := s.hubConfig(nil).Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			if !errors.Is(e, hub.ErrNoStore) {
+				errs = append(errs, e)
+			}
+		}
+	}
 	return s, errors.Join(errs...)
+}
+
+// hubConfig returns the hub configuration of these settings over st.
+func (s serveSettings) hubConfig(st store.Store) hub.Config {
+	return hub.Config{
+		Name:             s.name,
+		Listen:           s.listen,
+		URL:              s.url,
+		Store:            st,
+		Logger:           s.log,
+		Registry:         prometheus.NewRegistry(),
+		JournalRetention: s.retention,
+		Version:          version,
+	}
+}
+
+// unjoin splits an errors.Join result into its errors.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 func isLoopback(hostport string) bool {

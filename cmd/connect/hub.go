@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
@@ -120,30 +119,6 @@ func adminStore(c *cli.Context) (store.Store, error) {
 	return openHubStore(c.Context, c.String(flagStore), log)
 }
 
-// hubConfig loads the serve settings, opens the store and builds the hub config.
-// The caller closes the store when it is non-nil.
-func hubConfig(c *cli.Context) (hub.Config, store.Store, error) {
-	s, err := loadServeSettings(c)
-	if err != nil {
-		return hub.Config{}, nil, err
-	}
-	st, err := openHubStore(c.Context, s.store, s.log)
-	if err != nil {
-		return hub.Config{}, nil, err
-	}
-	cfg := hub.Config{
-		Name:             s.name,
-		Listen:           s.listen,
-		URL:              s.url,
-		Store:            st,
-		Logger:           s.log,
-		Registry:         prometheus.NewRegistry(),
-		JournalRetention: s.retention,
-		Version:          version,
-	}
-	return cfg, st, nil
-}
-
 func hubServe(c *cli.Context) error {
 	s, err := loadServeSettings(c)
 	if err != nil {
@@ -164,16 +139,8 @@ func hubServe(c *cli.Context) error {
 		return err
 	}
 	defer st.Close()
-	h, err := hub.New(hub.Config{
-		Name:             s.name,
-		Listen:           ln.Addr().String(),
-		URL:              s.url,
-		Store:            st,
-		Logger:           s.log,
-		Registry:         prometheus.NewRegistry(),
-		JournalRetention: s.retention,
-		Version:          version,
-	})
+	s.listen = ln.Addr().String()
+	h, err := hub.New(s.hubConfig(st))
 	if err != nil {
 		return err
 	}
@@ -181,13 +148,16 @@ func hubServe(c *cli.Context) error {
 }
 
 func hubCheckConfig(c *cli.Context) error {
-	cfg, st, err := hubConfig(c)
-	if st != nil {
-		defer st.Close()
-	}
+	s, err := loadServeSettings(c)
 	if err != nil {
 		return err
 	}
+	st, err := openHubStore(c.Context, s.store, s.log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cfg := s.hubConfig(st)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -198,7 +168,7 @@ func hubCheckConfig(c *cli.Context) error {
 	}
 	w := c.App.Writer
 	fmt.Fprintln(w, "configuration OK")
-	fmt.Fprintf(w, "  listen  %s\n  url     %s\n  name    %s\n  store   %s\n", cfg.Listen, cfg.URL, cfg.Name, redactDSN(c.String(flagStore)))
+	fmt.Fprintf(w, "  listen  %s\n  url     %s\n  name    %s\n  store   %s\n", cfg.Listen, cfg.URL, cfg.Name, redactDSN(s.store))
 	return nil
 }
 

@@ -360,7 +360,7 @@ func TestCheckConfig(t *testing.T) {
 		if code == 0 {
 			t.Fatal("bad config accepted")
 		}
-		for _, want := range []string{"unknown DSN scheme", "log-format", "log-level", "journal-retention"} {
+		for _, want := range []string{"unknown DSN scheme", "log-format", "log-level", "journal-retention", "url: not set"} {
 			if !strings.Contains(errOut, want) {
 				t.Errorf("error lacks %q:\n%s", want, errOut)
 			}

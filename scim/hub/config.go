@@ -25,6 +25,10 @@ const (
 	DefaultShutdownTimeout  = 15 * time.Second
 )
 
+// ErrNoStore is the problem Validate reports when Config.Store is nil; callers that
+// validate settings before opening the store skip it with errors.Is.
+var ErrNoStore = errors.New("store: not set")
+
 // Config is everything a hub server needs. Flags, environment variables and the
 // YAML file exist only in cmd/connect; they fill this struct.
 type Config struct {
@@ -58,10 +62,10 @@ type Config struct {
 }
 
 // Validate reports every problem of c at once (errors.Join), or nil.
-func (c *Config) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	if c.Store == nil {
-		errs = append(errs, errors.New("store: not set"))
+		errs = append(errs, ErrNoStore)
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("listen: not set"))
