@@ -284,3 +284,44 @@ func TestJournalTrimmer(t *testing.T) {
 		})
 	}
 }
+
+func TestRun(t *testing.T) {
+	st := newSQLite(t)
+	h, err := New(Config{Listen: "127.0.0.1:0", URL: "http://127.0.0.1", Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	h, err = New(Config{Listen: busy.Addr().String(), URL: "http://127.0.0.1", Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("Run on a taken port = %v", err)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	_, err := New(Config{Listen: "x", URL: ""})
+	if err == nil || !strings.Contains(err.Error(), "store: not set") || !strings.Contains(err.Error(), "url: not set") {
+		t.Fatalf("New = %v", err)
+	}
+}
