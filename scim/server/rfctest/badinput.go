@@ -65,9 +65,16 @@ func BadInput(t *testing.T, tg Target) {
 		}(), http.StatusBadRequest, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			c := c.on(t)
 			before := c.snapshot()
 			r := c.do(tt.method, tt.path, tt.body)
-			c.wantError(r, tt.status, tt.scimType, tt.name)
+			if tt.method == "GET" && (r.Status == http.StatusRequestURITooLong || r.Status == http.StatusRequestHeaderFieldsTooLarge) {
+				// The HTTP server refused the URL before SCIM saw it (RFC 9110
+				// §15.5.15, RFC 6585 §5): also a quick refusal that writes nothing.
+				t.Logf("%s: HTTP %d before the SCIM layer", tt.name, r.Status)
+			} else {
+				c.wantError(r, tt.status, tt.scimType, tt.name)
+			}
 			if r.took > 2*time.Second {
 				t.Errorf("%s took %v", tt.name, r.took)
 			}
@@ -79,6 +86,7 @@ func BadInput(t *testing.T, tg Target) {
 	}
 
 	t.Run("huge count is clamped", func(t *testing.T) {
+		c := c.on(t)
 		for i := 0; i < 3; i++ {
 			c.create("/Users", c.user("many"+strconv.Itoa(i), nil))
 		}
@@ -105,6 +113,7 @@ func BadInput(t *testing.T, tg Target) {
 	})
 
 	t.Run("SQL-looking strings are data", func(t *testing.T) {
+		c := c.on(t)
 		before := c.snapshot()
 		for _, f := range []string{
 			`userName eq "x' OR 1=1 --"`,

@@ -32,7 +32,7 @@ func RFC7644_3_3_Create(t *testing.T, tg Target) {
 	if id == "" {
 		t.Fatalf("no id: %s", r.Body)
 	}
-	c.cleanup = append(c.cleanup, "/Users/"+id)
+	*c.cleanup = append(*c.cleanup, "/Users/"+id)
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/scim+json") {
 		t.Errorf("Content-Type %q", ct)
 	}
@@ -72,22 +72,26 @@ func RFC7644_3_3_Create(t *testing.T, tg Target) {
 	}
 
 	t.Run("uniqueness", func(t *testing.T) {
+		c := c.on(t)
 		dup := c.do("POST", "/Users", c.user("CREATE", nil))
 		c.wantError(dup, http.StatusConflict, scim.ErrTypeUniqueness, "duplicate userName, other case")
 	})
 	t.Run("Entra string boolean", func(t *testing.T) {
+		c := c.on(t)
 		u := c.create("/Users", c.user("entra", map[string]any{"active": "False"}))
 		if u["active"] != false {
 			t.Errorf(`"active":"False" stored as %v`, u["active"])
 		}
 	})
 	t.Run("missing userName", func(t *testing.T) {
+		c := c.on(t)
 		before := c.snapshot()
 		r := c.do("POST", "/Users", map[string]any{"schemas": []string{scim.SchemaUser}, "displayName": "nobody"})
 		c.wantError(r, http.StatusBadRequest, scim.ErrTypeInvalidValue, "POST without userName")
 		c.unchanged(before, "POST without userName")
 	})
 	t.Run("group with member", func(t *testing.T) {
+		c := c.on(t)
 		grp := c.create("/Groups", map[string]any{
 			"schemas":     []string{scim.SchemaGroup},
 			"displayName": c.prefix + "group",

@@ -119,6 +119,7 @@ func RFC7644_3_5_2_Patch(t *testing.T, tg Target) {
 	}
 
 	t.Run("errors", func(t *testing.T) {
+		c := c.on(t)
 		before := c.snapshot()
 		c.wantError(c.do("PATCH", path, patchOp(op("replace", "nosuch", "x"))), http.StatusBadRequest, "", "PATCH unknown path")
 		c.wantError(c.do("PATCH", path, patchOp(op("remove", "", nil))), http.StatusBadRequest, scim.ErrTypeNoTarget, "remove without path")
@@ -130,6 +131,7 @@ func RFC7644_3_5_2_Patch(t *testing.T, tg Target) {
 	})
 
 	t.Run("groups", func(t *testing.T) {
+		c := c.on(t)
 		var mids []string
 		for _, n := range []string{"m1", "m2", "m3", "m4"} {
 			mids = append(mids, c.create("/Users", c.user(n, nil))["id"].(string))

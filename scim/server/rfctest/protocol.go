@@ -284,6 +284,7 @@ func Changes(t *testing.T, tg Target) {
 	}
 
 	t.Run("resource of an upsert", func(t *testing.T) {
+		c := c.on(t)
 		u := c.create("/Users", c.user("chg2", map[string]any{"title": "t"}))
 		r := c.do("GET", "/Changes?cursor="+q(cursor), nil)
 		c.want(r, http.StatusOK, "GET /Changes")
@@ -300,6 +301,7 @@ func Changes(t *testing.T, tg Target) {
 	})
 
 	t.Run("long poll", func(t *testing.T) {
+		c := c.on(t)
 		done := make(chan *resp, 1)
 		start := time.Now()
 		go func() {
@@ -328,6 +330,7 @@ func Changes(t *testing.T, tg Target) {
 	})
 
 	t.Run("bad cursors", func(t *testing.T) {
+		c := c.on(t)
 		c.wantError(c.do("GET", "/Changes?cursor=banana", nil), http.StatusBadRequest, scim.ErrTypeInvalidCursor, "non-numeric cursor")
 		n, err := strconv.ParseInt(cursor, 10, 64)
 		if err != nil {

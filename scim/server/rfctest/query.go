@@ -143,6 +143,7 @@ func RFC7644_3_4_2_Query(t *testing.T, tg Target) {
 		{"no match", `name.givenName eq "Nobody"`, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			c := c.on(t)
 			r := c.do("GET", "/Users?count=100&filter="+q(p.scope(tt.filter)), nil)
 			c.want(r, http.StatusOK, tt.filter)
 			m := r.JSON()
@@ -163,6 +164,7 @@ func RFC7644_3_4_2_Query(t *testing.T, tg Target) {
 	}
 
 	t.Run("groups", func(t *testing.T) {
+		c := c.on(t)
 		g := c.create("/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": P + "Readers",
 			"members": []any{map[string]any{"value": p.id["alice"]}}})
 		r := c.do("GET", "/Groups?filter="+q(`displayName eq "`+P+`readers"`), nil)
@@ -178,12 +180,14 @@ func RFC7644_3_4_2_Query(t *testing.T, tg Target) {
 	})
 
 	t.Run("invalid filters", func(t *testing.T) {
+		c := c.on(t)
 		for _, f := range []string{`userName eq`, `nosuchattr eq "x"`, `userName xx "a"`, `(userName eq "a"`, `emails[type eq "work"`} {
 			c.wantError(c.do("GET", "/Users?filter="+q(f), nil), http.StatusBadRequest, scim.ErrTypeInvalidFilter, "filter "+f)
 		}
 	})
 
 	t.Run("sortBy", func(t *testing.T) {
+		c := c.on(t)
 		for _, tt := range []struct {
 			query string
 			want  []string
@@ -207,6 +211,7 @@ func RFC7644_3_4_2_Query(t *testing.T, tg Target) {
 	})
 
 	t.Run("startIndex and count", func(t *testing.T) {
+		c := c.on(t)
 		base := "/Users?sortBy=userName&filter=" + q(p.scope(""))
 		for _, tt := range []struct {
 			query      string
@@ -315,6 +320,7 @@ func RFC7644_3_4_2_5_Attributes(t *testing.T, tg Target) {
 		}},
 	} {
 		t.Run(tt.query, func(t *testing.T) {
+			c := c.on(t)
 			r := c.do("GET", alice+"?"+tt.query, nil)
 			c.want(r, http.StatusOK, "GET ?"+tt.query)
 			tt.check(t, r.JSON())
@@ -328,6 +334,7 @@ func RFC7644_3_4_2_5_Attributes(t *testing.T, tg Target) {
 		})
 	}
 	t.Run("groups", func(t *testing.T) {
+		c := c.on(t)
 		g := c.create("/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": c.prefix + "ag",
 			"members": []any{map[string]any{"value": p.id["alice"]}}})
 		path := "/Groups/" + g["id"].(string)

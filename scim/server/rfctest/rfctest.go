@@ -81,8 +81,8 @@ type client struct {
 	token string
 	// prefix makes this test's resource names unique.
 	prefix string
-	// cleanup holds resource paths to delete at the end.
-	cleanup []string
+	// cleanup holds resource paths to delete at the end (shared by copies).
+	cleanup *[]string
 }
 
 func newClient(t testing.TB, tg Target) *client {
@@ -92,23 +92,32 @@ func newClient(t testing.TB, tg Target) *client {
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	c := &client{t: t, tg: tg, token: tg.Token, prefix: "rfc" + hex.EncodeToString(b[:]) + "-"}
+	c := &client{t: t, tg: tg, token: tg.Token, prefix: "rfc" + hex.EncodeToString(b[:]) + "-", cleanup: new([]string)}
 	t.Cleanup(func() {
-		for i := len(c.cleanup) - 1; i >= 0; i-- {
-			r := c.do("DELETE", c.cleanup[i], nil)
+		c := c.on(t)
+		list := *c.cleanup
+		for i := len(list) - 1; i >= 0; i-- {
+			r := c.do("DELETE", list[i], nil)
 			if r.Status != http.StatusNoContent && r.Status != http.StatusNotFound {
-				t.Errorf("cleanup DELETE %s: %d %s", c.cleanup[i], r.Status, r.Body)
+				t.Errorf("cleanup DELETE %s: %d %s", list[i], r.Status, r.Body)
 			}
 		}
 	})
 	return c
 }
 
-// as returns a copy of c using another token (no cleanup of its own).
+// on returns a copy of c reporting to t (a subtest); resources it creates are
+// still cleaned up with c's.
+func (c *client) on(t testing.TB) *client {
+	cp := *c
+	cp.t = t
+	return &cp
+}
+
+// as returns a copy of c using another token.
 func (c *client) as(token string) *client {
 	cp := *c
 	cp.token = token
-	cp.cleanup = nil
 	return &cp
 }
 
@@ -255,7 +264,7 @@ func (c *client) create(endpoint string, body any) map[string]any {
 	if id == "" {
 		c.t.Fatalf("POST %s: no id in %s", endpoint, trim(r.Body))
 	}
-	c.cleanup = append(c.cleanup, endpoint+"/"+id)
+	*c.cleanup = append(*c.cleanup, endpoint+"/"+id)
 	return m
 }
 
