@@ -305,7 +305,11 @@ func Changes(t *testing.T, tg Target) {
 		done := make(chan *resp, 1)
 		start := time.Now()
 		go func() {
-			done <- c.do("GET", "/Changes?wait=10&cursor="+q(cursor), nil)
+			r, err := c.send("GET", "/Changes?wait=10&cursor="+q(cursor), nil)
+			if err != nil {
+				r = &resp{Body: []byte(err.Error())}
+			}
+			done <- r
 		}()
 		time.Sleep(300 * time.Millisecond)
 		created := c.create("/Users", c.user("chg3", nil))

@@ -139,9 +139,18 @@ func (r *resp) JSON() map[string]any {
 }
 
 // do sends a request. body is nil, a string or []byte (sent as is) or any value
-// (JSON-encoded). hdr are header name/value pairs.
+// (JSON-encoded). hdr are header name/value pairs. Transport errors fail the test.
 func (c *client) do(method, path string, body any, hdr ...string) *resp {
 	c.t.Helper()
+	r, err := c.send(method, path, body, hdr...)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// send is do without a test: safe to call from any goroutine.
+func (c *client) send(method, path string, body any, hdr ...string) (*resp, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -152,7 +161,7 @@ func (c *client) do(method, path string, body any, hdr ...string) *resp {
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
-			c.t.Fatalf("encode body: %v", err)
+			return nil, fmt.Errorf("encode body: %w", err)
 		}
 		rd = bytes.NewReader(raw)
 	}
@@ -162,7 +171,7 @@ func (c *client) do(method, path string, body any, hdr ...string) *resp {
 	}
 	req, err := http.NewRequest(method, u, rd)
 	if err != nil {
-		c.t.Fatalf("request %s %s: %v", method, path, err)
+		return nil, err
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -185,14 +194,14 @@ func (c *client) do(method, path string, body any, hdr ...string) *resp {
 	start := time.Now()
 	res, err := hc.Do(req)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
+		return nil, err
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
-		c.t.Fatalf("%s %s: read body: %v", method, path, err)
+		return nil, fmt.Errorf("read body: %w", err)
 	}
-	return &resp{Status: res.StatusCode, Header: res.Header, Body: raw, took: time.Since(start)}
+	return &resp{Status: res.StatusCode, Header: res.Header, Body: raw, took: time.Since(start)}, nil
 }
 
 // want fails the test unless r has status.
