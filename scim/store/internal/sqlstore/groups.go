@@ -61,7 +61,7 @@ func (s *Store) CreateGroup(ctx context.Context, g scim.Group) (scim.Group, erro
 		return scim.Group{}, err
 	}
 	var out scim.Group
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		now := s.now()
 		v := g
 		v.ID = uuid.NewString()
@@ -100,7 +100,7 @@ func memberRows(ms []member) []jrow {
 
 // resolveMembers returns the type ("User" or "Group") of each id, checking
 // existence in bulk. An unknown id, or the group itself, is ErrInvalid.
-func (s *Store) resolveMembers(ctx context.Context, tx *sql.Tx, groupID string, ids []string) ([]member, error) {
+func (s *Store) resolveMembers(ctx context.Context, tx *txn, groupID string, ids []string) ([]member, error) {
 	found := make(map[string]string, len(ids))
 	err := chunks(len(ids), memberBatch, func(lo, hi int) error {
 		b := s.newBuilder()
@@ -149,7 +149,7 @@ func uniqueIDs(ms []scim.Member) []string {
 
 // addMembers adds members (ignoring those already present) and returns the
 // ones actually added.
-func (s *Store) addMembers(ctx context.Context, tx *sql.Tx, pk int64, groupID string, ms []scim.Member) ([]member, error) {
+func (s *Store) addMembers(ctx context.Context, tx *txn, pk int64, groupID string, ms []scim.Member) ([]member, error) {
 	ids := uniqueIDs(ms)
 	var added []member
 	err := chunks(len(ids), memberBatch, func(lo, hi int) error {
@@ -186,7 +186,7 @@ func (s *Store) addMembers(ctx context.Context, tx *sql.Tx, pk int64, groupID st
 }
 
 // removeMembers removes the listed members and returns those that were there.
-func (s *Store) removeMembers(ctx context.Context, tx *sql.Tx, pk int64, ids []string) ([]member, error) {
+func (s *Store) removeMembers(ctx context.Context, tx *txn, pk int64, ids []string) ([]member, error) {
 	var removed []member
 	err := chunks(len(ids), memberBatch, func(lo, hi int) error {
 		b := s.newBuilder()
@@ -215,7 +215,7 @@ func scanMembers(ctx context.Context, q queryer, b *builder, into []member) ([]m
 }
 
 // removeAll removes every member and returns them.
-func (s *Store) removeAll(ctx context.Context, tx *sql.Tx, pk int64) ([]member, error) {
+func (s *Store) removeAll(ctx context.Context, tx *txn, pk int64) ([]member, error) {
 	b := s.newBuilder()
 	b.w(`DELETE FROM group_members WHERE group_pk = `, b.arg(pk), ` RETURNING member_id, member_type`)
 	return scanMembers(ctx, tx, b, nil)
@@ -223,7 +223,7 @@ func (s *Store) removeAll(ctx context.Context, tx *sql.Tx, pk int64) ([]member, 
 
 // replaceMembers makes the member list exactly ms, touching only the rows that
 // change, and returns the affected members.
-func (s *Store) replaceMembers(ctx context.Context, tx *sql.Tx, pk int64, groupID string, ms []scim.Member) ([]member, error) {
+func (s *Store) replaceMembers(ctx context.Context, tx *txn, pk int64, groupID string, ms []scim.Member) ([]member, error) {
 	b := s.newBuilder()
 	b.w(`SELECT member_id, member_type FROM group_members WHERE group_pk = `, b.arg(pk))
 	cur, err := scanMembers(ctx, tx, b, nil)
@@ -265,7 +265,7 @@ type lockedGroup struct {
 	group scim.Group
 }
 
-func (s *Store) lockGroup(ctx context.Context, tx *sql.Tx, id string, ifMatch int64) (lockedGroup, error) {
+func (s *Store) lockGroup(ctx context.Context, tx *txn, id string, ifMatch int64) (lockedGroup, error) {
 	pk, g, err := scanGroup(tx.QueryRowContext(ctx, s.q(`SELECT `+groupCols+` FROM groups g WHERE g.id = ?`+s.d.ForUpdate), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return lockedGroup{}, fmt.Errorf("group %s: %w", id, store.ErrNotFound)
@@ -280,7 +280,7 @@ func (s *Store) lockGroup(ctx context.Context, tx *sql.Tx, id string, ifMatch in
 }
 
 // storeGroup writes the attributes of g over l and bumps its version.
-func (s *Store) storeGroup(ctx context.Context, tx *sql.Tx, l lockedGroup, g *scim.Group, now time.Time) (scim.Group, error) {
+func (s *Store) storeGroup(ctx context.Context, tx *txn, l lockedGroup, g *scim.Group, now time.Time) (scim.Group, error) {
 	ver, _ := scim.ParseETag(l.group.Meta.Version)
 	_, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET display_name = ?, external_id = ?, kind = ?, version = ?, modified = ? WHERE pk = ?`),
 		g.DisplayName, ns(g.ExternalID), ns(g.Kind()), ver+1, now.UnixMicro(), l.pk)
@@ -307,7 +307,7 @@ func (s *Store) ReplaceGroup(ctx context.Context, g scim.Group, ifMatch int64) (
 		return scim.Group{}, err
 	}
 	var out scim.Group
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		l, err := s.lockGroup(ctx, tx, g.ID, ifMatch)
 		if err != nil {
 			return err
@@ -342,7 +342,7 @@ func (s *Store) ReplaceGroup(ctx context.Context, g scim.Group, ifMatch int64) (
 // UpdateGroup implements store.Store.
 func (s *Store) UpdateGroup(ctx context.Context, id string, ifMatch int64, fn func(*scim.Group, *store.MemberOps) error) (scim.Group, error) {
 	var out scim.Group
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		l, err := s.lockGroup(ctx, tx, id, ifMatch)
 		if err != nil {
 			return err
@@ -375,7 +375,7 @@ func (s *Store) UpdateGroup(ctx context.Context, id string, ifMatch int64, fn fu
 
 // applyOps applies membership operations row by row and returns every member
 // whose membership changed (once, even when removed and re-added).
-func (s *Store) applyOps(ctx context.Context, tx *sql.Tx, pk int64, id string, ops *store.MemberOps) ([]member, error) {
+func (s *Store) applyOps(ctx context.Context, tx *txn, pk int64, id string, ops *store.MemberOps) ([]member, error) {
 	var changed []member
 	switch {
 	case ops.Replace != nil:
@@ -418,7 +418,7 @@ func (s *Store) applyOps(ctx context.Context, tx *sql.Tx, pk int64, id string, o
 
 // DeleteGroup implements store.Store.
 func (s *Store) DeleteGroup(ctx context.Context, id string, ifMatch int64) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		l, err := s.lockGroup(ctx, tx, id, ifMatch)
 		if err != nil {
 			return err
@@ -443,11 +443,7 @@ func (s *Store) DeleteGroup(ctx context.Context, id string, ifMatch int64) error
 
 // GetGroup implements store.Store.
 func (s *Store) GetGroup(ctx context.Context, id string, members bool) (scim.Group, error) {
-	st, err := s.stmt(ctx, `SELECT `+groupCols+` FROM groups g WHERE g.id = ?`)
-	if err != nil {
-		return scim.Group{}, fmt.Errorf("get group: %w", err)
-	}
-	pk, g, err := scanGroup(st.QueryRowContext(ctx, id))
+	pk, g, err := scanGroup(s.r.QueryRowContext(ctx, s.q(`SELECT `+groupCols+` FROM groups g WHERE g.id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return scim.Group{}, fmt.Errorf("group %s: %w", id, store.ErrNotFound)
 	}
@@ -455,7 +451,7 @@ func (s *Store) GetGroup(ctx context.Context, id string, members bool) (scim.Gro
 		return scim.Group{}, fmt.Errorf("get group %s: %w", id, err)
 	}
 	if members {
-		ms, err := s.groupMembers(ctx, s.rdb, []int64{pk})
+		ms, err := s.groupMembers(ctx, s.r, []int64{pk})
 		if err != nil {
 			return scim.Group{}, err
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/connectsso/connect/scim"
 	"github.com/connectsso/connect/scim/store"
 )
 
@@ -18,13 +19,40 @@ type jrow struct {
 // journal appends rows to the change journal inside tx. It is the last
 // statement of every write so that the dialect's journal lock is held only
 // from here to the commit.
-func (s *Store) journal(ctx context.Context, tx *sql.Tx, now time.Time, rows []jrow) error {
+func (s *Store) journal(ctx context.Context, tx *txn, now time.Time, rows []jrow) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	if s.d.JournalLock != "" {
 		if _, err := tx.ExecContext(ctx, s.d.JournalLock); err != nil {
 			return fmt.Errorf("journal lock: %w", err)
+		}
+	}
+	// Creations and deletions move the resource counters.
+	var users, groups int64
+	for _, r := range rows {
+		d := int64(0)
+		switch {
+		case r.op == scim.ChangeUpsert && r.reason == scim.ReasonCreated:
+			d = 1
+		case r.op == scim.ChangeRemove && r.reason == scim.ReasonDeleted:
+			d = -1
+		}
+		if r.typ == "User" {
+			users += d
+		} else {
+			groups += d
+		}
+	}
+	for _, c := range []struct {
+		key string
+		d   int64
+	}{{"users", users}, {"groups", groups}} {
+		if c.d == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE store_meta SET value = value + ? WHERE key = ?`), c.d, c.key); err != nil {
+			return fmt.Errorf("count %s: %w", c.key, err)
 		}
 	}
 	at := now.UnixMicro()
@@ -46,12 +74,8 @@ func (s *Store) journal(ctx context.Context, tx *sql.Tx, now time.Time, rows []j
 
 // JournalHead implements store.Store.
 func (s *Store) JournalHead(ctx context.Context) (int64, error) {
-	st, err := s.stmt(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`)
-	if err != nil {
-		return 0, fmt.Errorf("journal head: %w", err)
-	}
 	var head int64
-	if err := st.QueryRowContext(ctx).Scan(&head); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&head); err != nil {
 		return 0, fmt.Errorf("journal head: %w", err)
 	}
 	return head, nil
@@ -64,11 +88,7 @@ func (s *Store) Journal(ctx context.Context, after int64, limit int) ([]store.Jo
 	if after < 0 || limit < 0 {
 		return nil, fmt.Errorf("journal: negative cursor or limit: %w", store.ErrInvalid)
 	}
-	st, err := s.stmt(ctx, `SELECT seq, resource_type, resource_id, op, reason, at FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`)
-	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	rows, err := st.QueryContext(ctx, after, limit)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT seq, resource_type, resource_id, op, reason, at FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -100,12 +120,8 @@ func (s *Store) Journal(ctx context.Context, after int64, limit int) ([]store.Jo
 }
 
 func (s *Store) journalTrimmed(ctx context.Context) (int64, error) {
-	st, err := s.stmt(ctx, `SELECT value FROM store_meta WHERE key = 'journal_trimmed'`)
-	if err != nil {
-		return 0, fmt.Errorf("journal: %w", err)
-	}
 	var v int64
-	err = st.QueryRowContext(ctx).Scan(&v)
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM store_meta WHERE key = 'journal_trimmed'`).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -118,7 +134,7 @@ func (s *Store) journalTrimmed(ctx context.Context) (int64, error) {
 // TrimJournal implements store.Store.
 func (s *Store) TrimJournal(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		var head, cut int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&head); err != nil {
 			return fmt.Errorf("trim journal: %w", err)
@@ -153,7 +169,7 @@ func (s *Store) Audit(ctx context.Context, e store.AuditEntry) error {
 	if at.IsZero() {
 		at = s.now()
 	}
-	_, err := s.wdb.ExecContext(ctx, s.q(`INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)`),
+	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)`),
 		at.UnixMicro(), e.Actor, e.Action, e.Target, e.Detail)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
@@ -166,7 +182,7 @@ func (s *Store) AuditLog(ctx context.Context, limit int) ([]store.AuditEntry, er
 	if limit < 0 {
 		return nil, fmt.Errorf("audit log: negative limit: %w", store.ErrInvalid)
 	}
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?`), limit)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
@@ -187,7 +203,7 @@ func (s *Store) AuditLog(ctx context.Context, limit int) ([]store.AuditEntry, er
 // Setting implements store.Store.
 func (s *Store) Setting(ctx context.Context, key string) (string, error) {
 	var v string
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&v)
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("setting %q: %w", key, store.ErrNotFound)
 	}
@@ -202,7 +218,7 @@ func (s *Store) SetSetting(ctx context.Context, key, value string) error {
 	if key == "" {
 		return fmt.Errorf("set setting: empty key: %w", store.ErrInvalid)
 	}
-	_, err := s.wdb.ExecContext(ctx, s.q(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`), key, value)
+	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`), key, value)
 	if err != nil {
 		return fmt.Errorf("set setting %q: %w", key, err)
 	}
@@ -212,7 +228,7 @@ func (s *Store) SetSetting(ctx context.Context, key, value string) error {
 // Stats implements store.Store.
 func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
 	var st store.Stats
-	err := s.rdb.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM groups), (SELECT COUNT(*) FROM group_members)`).
+	err := s.r.QueryRowContext(ctx, `SELECT (SELECT value FROM store_meta WHERE key = 'users'), (SELECT value FROM store_meta WHERE key = 'groups'), (SELECT COUNT(*) FROM group_members)`).
 		Scan(&st.Users, &st.Groups, &st.Members)
 	if err != nil {
 		return store.Stats{}, fmt.Errorf("stats: %w", err)

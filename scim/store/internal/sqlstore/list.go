@@ -21,16 +21,17 @@ type listSpec struct {
 	cols    string // selected columns before pk and the sort key
 	m       *mapping
 	notNull map[string]bool // sort columns that are never NULL
+	counter string          // store_meta key counting the rows
 }
 
 var usersSpec = listSpec{
-	table: "users u", alias: "u",
+	table: "users u", alias: "u", counter: "users",
 	cols:    "u.id, u.doc, u.version, u.created, u.modified",
 	notNull: map[string]bool{"u.id": true, "u.user_name": true, "u.created": true, "u.modified": true},
 }
 
 var groupsSpec = listSpec{
-	table: "groups g", alias: "g",
+	table: "groups g", alias: "g", counter: "groups",
 	cols:    groupCols,
 	notNull: map[string]bool{"g.id": true, "g.display_name": true, "g.created": true, "g.modified": true},
 }
@@ -223,12 +224,18 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 		}
 		after = &c
 	}
-	cb := s.newBuilder()
-	cb.w("SELECT COUNT(*) FROM ", spec.table)
-	if err := s.where(cb, spec, q.Filter, k, nil); err != nil {
-		return 0, "", err
+	if q.Filter == nil {
+		// Kept by every create and delete (see journal).
+		err = s.r.QueryRowContext(ctx, s.q(`SELECT value FROM store_meta WHERE key = ?`), spec.counter).Scan(&total)
+	} else {
+		cb := s.newBuilder()
+		cb.w("SELECT COUNT(*) FROM ", spec.table)
+		if err := s.where(cb, spec, q.Filter, k, nil); err != nil {
+			return 0, "", err
+		}
+		err = s.r.QueryRowContext(ctx, cb.String(), cb.args...).Scan(&total)
 	}
-	if err := s.rdb.QueryRowContext(ctx, cb.String(), cb.args...).Scan(&total); err != nil {
+	if err != nil {
 		return 0, "", fmt.Errorf("count: %w", err)
 	}
 	if q.Count == 0 || total == 0 {
@@ -252,7 +259,7 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 	if !q.UseCursor && q.StartIndex > 1 {
 		b.w(" OFFSET ", b.arg(q.StartIndex-1))
 	}
-	rows, err := s.rdb.QueryContext(ctx, b.String(), b.args...)
+	rows, err := s.r.QueryContext(ctx, b.String(), b.args...)
 	if err != nil {
 		return 0, "", fmt.Errorf("list: %w", err)
 	}
@@ -331,7 +338,7 @@ func (s *Store) ListUsers(ctx context.Context, q store.Query) (store.Page[scim.U
 		for i := range page.Items {
 			ids[i] = page.Items[i].ID
 		}
-		groups, err := s.userGroups(ctx, s.rdb, ids)
+		groups, err := s.userGroups(ctx, s.r, ids)
 		if err != nil {
 			return store.Page[scim.User]{}, fmt.Errorf("list users: %w", err)
 		}
@@ -371,7 +378,7 @@ func (s *Store) ListGroups(ctx context.Context, q store.Query) (store.Page[scim.
 	}
 	page.Total, page.NextCursor = total, next
 	if q.Members && len(pks) > 0 {
-		ms, err := s.groupMembers(ctx, s.rdb, pks)
+		ms, err := s.groupMembers(ctx, s.r, pks)
 		if err != nil {
 			return store.Page[scim.Group]{}, fmt.Errorf("list groups: %w", err)
 		}

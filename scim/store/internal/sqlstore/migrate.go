@@ -128,6 +128,12 @@ var migrations = [][]string{
 			detail TEXT NOT NULL
 		)`,
 	},
+	// Resource counters, kept by every create and delete, so that an
+	// unfiltered listing's total is one row instead of COUNT(*) over the table.
+	2: {
+		`INSERT INTO store_meta (key, value) SELECT 'users', COUNT(*) FROM users`,
+		`INSERT INTO store_meta (key, value) SELECT 'groups', COUNT(*) FROM groups`,
+	},
 }
 
 // SchemaVersion is the newest migration version this code knows.

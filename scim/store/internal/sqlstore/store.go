@@ -36,8 +36,8 @@ type Store struct {
 	clock func() time.Time
 	log   *slog.Logger
 
+	r, w    *pool    // rdb and wdb with their prepared statements
 	queries sync.Map // static query → rebound text
-	stmts   sync.Map // rebound text → *sql.Stmt on rdb
 	touched sync.Map // token id → time.Time of the last recorded use
 
 	users, groups *mapping
@@ -53,6 +53,11 @@ var (
 // constraint). Close closes both pools.
 func New(ctx context.Context, d *Dialect, rdb, wdb *sql.DB, opts Options) (*Store, error) {
 	s := &Store{d: d, rdb: rdb, wdb: wdb, clock: opts.Clock, log: opts.Logger}
+	s.r = &pool{db: rdb}
+	s.w = s.r
+	if wdb != rdb {
+		s.w = &pool{db: wdb}
+	}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -77,7 +82,10 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close releases the pools.
 func (s *Store) Close() error {
-	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	s.r.close()
+	if s.w != s.r {
+		s.w.close()
+	}
 	err := s.rdb.Close()
 	if s.wdb != s.rdb {
 		err = errors.Join(err, s.wdb.Close())
@@ -97,26 +105,9 @@ func (s *Store) q(query string) string {
 	return r
 }
 
-// stmt returns a prepared statement for a static read query on the read pool.
-func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	text := s.q(query)
-	if v, ok := s.stmts.Load(text); ok {
-		return v.(*sql.Stmt), nil
-	}
-	st, err := s.rdb.PrepareContext(ctx, text)
-	if err != nil {
-		return nil, err
-	}
-	if old, loaded := s.stmts.LoadOrStore(text, st); loaded {
-		st.Close()
-		return old.(*sql.Stmt), nil
-	}
-	return st, nil
-}
-
 // write runs fn in a write transaction and commits it, retrying a few times
 // when the engine reports a transient conflict (deadlock, serialization).
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 	for attempt := 0; ; attempt++ {
 		err := s.writeOnce(ctx, fn)
 		if err == nil || s.d.Retryable == nil || !s.d.Retryable(err) || attempt >= 4 || ctx.Err() != nil {
@@ -126,16 +117,18 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 }
 
-func (s *Store) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.wdb.BeginTx(ctx, nil)
+func (s *Store) writeOnce(ctx context.Context, fn func(tx *txn) error) error {
+	defer s.w.preparePending(context.WithoutCancel(ctx))
+	sqlTx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	tx := &txn{tx: sqlTx, p: s.w}
 	if err := fn(tx); err != nil {
-		tx.Rollback()
+		sqlTx.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil

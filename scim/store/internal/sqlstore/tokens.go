@@ -32,7 +32,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, er
 	if !t.LastUsed.IsZero() {
 		last = t.LastUsed.UnixMicro()
 	}
-	_, err := s.wdb.ExecContext(ctx, s.q(`INSERT INTO tokens (id, name, hash, read_only, client_id, created, last_used, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO tokens (id, name, hash, read_only, client_id, created, last_used, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 		t.ID, t.Name, t.Hash, b01(t.ReadOnly), t.ClientID, t.Created.UnixMicro(), last, b01(t.Revoked))
 	if err != nil {
 		if s.d.IsUnique(err) {
@@ -61,11 +61,7 @@ func scanToken(sc interface{ Scan(...any) error }) (store.Token, error) {
 
 // TokenByHash implements store.Store.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
-	st, err := s.stmt(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = ? AND revoked = 0`)
-	if err != nil {
-		return store.Token{}, fmt.Errorf("token: %w", err)
-	}
-	t, err := scanToken(st.QueryRowContext(ctx, hash))
+	t, err := scanToken(s.r.QueryRowContext(ctx, s.q(`SELECT `+tokenCols+` FROM tokens WHERE hash = ? AND revoked = 0`), hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Token{}, fmt.Errorf("token: %w", store.ErrNotFound)
 	}
@@ -77,7 +73,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, erro
 
 // ListTokens implements store.Store.
 func (s *Store) ListTokens(ctx context.Context) ([]store.Token, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY created, id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY created, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -96,7 +92,7 @@ func (s *Store) ListTokens(ctx context.Context) ([]store.Token, error) {
 // RevokeToken implements store.Store: the token with that id, else the
 // unrevoked token with that name.
 func (s *Store) RevokeToken(ctx context.Context, idOrName string) error {
-	res, err := s.wdb.ExecContext(ctx, s.q(`UPDATE tokens SET revoked = 1 WHERE revoked = 0 AND (id = ? OR name = ?)`), idOrName, idOrName)
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE tokens SET revoked = 1 WHERE revoked = 0 AND (id = ? OR name = ?)`), idOrName, idOrName)
 	if err != nil {
 		return fmt.Errorf("revoke token: %w", err)
 	}
@@ -117,7 +113,7 @@ func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
 		return nil
 	}
 	s.touched.Store(id, at)
-	_, err := s.wdb.ExecContext(ctx, s.q(`UPDATE tokens SET last_used = ? WHERE id = ? AND last_used < ?`),
+	_, err := s.w.ExecContext(ctx, s.q(`UPDATE tokens SET last_used = ? WHERE id = ? AND last_used < ?`),
 		at.UnixMicro(), id, at.Add(-touchEvery).UnixMicro())
 	if err != nil {
 		return fmt.Errorf("touch token: %w", err)

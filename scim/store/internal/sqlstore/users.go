@@ -115,7 +115,7 @@ func userValues(u *scim.User) []valueRow {
 }
 
 // insertValues writes the user_values rows of u.
-func (s *Store) insertValues(ctx context.Context, tx *sql.Tx, pk int64, u *scim.User) error {
+func (s *Store) insertValues(ctx context.Context, tx *txn, pk int64, u *scim.User) error {
 	rows := userValues(u)
 	idx := map[string]int{}
 	return chunks(len(rows), 200, func(lo, hi int) error {
@@ -151,7 +151,7 @@ var updateUserSQL = func() string {
 }()
 
 // insertUser stores a new user inside tx and returns it with id and meta set.
-func (s *Store) insertUser(ctx context.Context, tx *sql.Tx, u scim.User, now time.Time) (scim.User, error) {
+func (s *Store) insertUser(ctx context.Context, tx *txn, u scim.User, now time.Time) (scim.User, error) {
 	if err := prepareUser(&u); err != nil {
 		return scim.User{}, err
 	}
@@ -179,7 +179,7 @@ func (s *Store) insertUser(ctx context.Context, tx *sql.Tx, u scim.User, now tim
 // CreateUser implements store.Store.
 func (s *Store) CreateUser(ctx context.Context, u scim.User) (scim.User, error) {
 	var out scim.User
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		now := s.now()
 		var err error
 		if out, err = s.insertUser(ctx, tx, u, now); err != nil {
@@ -197,7 +197,7 @@ func (s *Store) CreateUser(ctx context.Context, u scim.User) (scim.User, error) 
 func (s *Store) CreateUsers(ctx context.Context, us []scim.User) ([]scim.User, []error) {
 	out := make([]scim.User, len(us))
 	errs := make([]error, len(us))
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		now := s.now()
 		var jr []jrow
 		for i := range us {
@@ -237,7 +237,7 @@ type lockedUser struct {
 	doc                  string
 }
 
-func (s *Store) lockUser(ctx context.Context, tx *sql.Tx, id string, ifMatch int64) (lockedUser, error) {
+func (s *Store) lockUser(ctx context.Context, tx *txn, id string, ifMatch int64) (lockedUser, error) {
 	var l lockedUser
 	var active sql.NullInt64
 	err := tx.QueryRowContext(ctx, s.q(`SELECT pk, version, created, active, doc FROM users WHERE id = ?`+s.d.ForUpdate), id).
@@ -256,7 +256,7 @@ func (s *Store) lockUser(ctx context.Context, tx *sql.Tx, id string, ifMatch int
 }
 
 // storeUser rewrites the user row of l with u (already prepared) inside tx.
-func (s *Store) storeUser(ctx context.Context, tx *sql.Tx, l lockedUser, u *scim.User, now time.Time) (scim.User, []jrow, error) {
+func (s *Store) storeUser(ctx context.Context, tx *txn, l lockedUser, u *scim.User, now time.Time) (scim.User, []jrow, error) {
 	row, err := userRow(u)
 	if err != nil {
 		return scim.User{}, nil, err
@@ -291,7 +291,7 @@ func (s *Store) storeUser(ctx context.Context, tx *sql.Tx, l lockedUser, u *scim
 // ReplaceUser implements store.Store.
 func (s *Store) ReplaceUser(ctx context.Context, u scim.User, ifMatch int64) (scim.User, error) {
 	var out scim.User
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		l, err := s.lockUser(ctx, tx, u.ID, ifMatch)
 		if err != nil {
 			return err
@@ -316,7 +316,7 @@ func (s *Store) ReplaceUser(ctx context.Context, u scim.User, ifMatch int64) (sc
 // UpdateUser implements store.Store.
 func (s *Store) UpdateUser(ctx context.Context, id string, ifMatch int64, fn func(*scim.User) error) (scim.User, error) {
 	var out scim.User
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		l, err := s.lockUser(ctx, tx, id, ifMatch)
 		if err != nil {
 			return err
@@ -354,7 +354,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, ifMatch int64, fn fun
 
 // DeleteUser implements store.Store.
 func (s *Store) DeleteUser(ctx context.Context, id string, ifMatch int64) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		l, err := s.lockUser(ctx, tx, id, ifMatch)
 		if err != nil {
 			return err
@@ -375,7 +375,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, ifMatch int64) error 
 
 // dropMemberships removes memberOf rows of a deleted resource, bumps the
 // version of the groups that lose it and returns their journal rows.
-func (s *Store) dropMemberships(ctx context.Context, tx *sql.Tx, memberID string, now time.Time) ([]jrow, error) {
+func (s *Store) dropMemberships(ctx context.Context, tx *txn, memberID string, now time.Time) ([]jrow, error) {
 	rows, err := tx.QueryContext(ctx, s.q(`DELETE FROM group_members WHERE member_id = ? RETURNING group_pk`), memberID)
 	if err != nil {
 		return nil, fmt.Errorf("drop memberships: %w", err)
@@ -402,11 +402,6 @@ func (s *Store) dropMemberships(ctx context.Context, tx *sql.Tx, memberID string
 		jr = append(jr, jrow{"Group", gid, scim.ChangeUpsert, scim.ReasonMembers})
 	}
 	return jr, nil
-}
-
-// queryer is what *sql.DB, *sql.Tx and *sql.Conn share.
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // userGroups returns the direct groups of the users (by id), batched.
@@ -448,11 +443,7 @@ func decodeUser(id, doc string, version, created, modified int64) (scim.User, er
 
 // getUser runs userSelect with cond and returns the single user.
 func (s *Store) getUser(ctx context.Context, cond string, arg any, what string) (scim.User, error) {
-	st, err := s.stmt(ctx, userSelect+cond+` ORDER BY gg.pk`)
-	if err != nil {
-		return scim.User{}, fmt.Errorf("get user: %w", err)
-	}
-	rows, err := st.QueryContext(ctx, arg)
+	rows, err := s.r.QueryContext(ctx, s.q(userSelect+cond+` ORDER BY gg.pk`), arg)
 	if err != nil {
 		return scim.User{}, fmt.Errorf("get user: %w", err)
 	}
