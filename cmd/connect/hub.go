@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/connectsso/connect/scim/hub"
 	"github.com/connectsso/connect/scim/password"
@@ -75,6 +77,13 @@ func hubCommand() *cli.Command {
 							&cli.IntFlag{Name: "batch-size", Usage: "rows per transaction", Value: hub.DefaultImportBatch},
 							&cli.BoolFlag{Name: "no-progress", Usage: "do not draw the progress bar"}),
 						Action: hubUsersImport,
+					}),
+					withConfigFile(&cli.Command{
+						Name:      "set-password",
+						Usage:     "set a user's password, read from stdin (first line); prints nothing on success",
+						ArgsUsage: "USERNAME",
+						Flags:     hubStoreFlags(),
+						Action:    hubUsersSetPassword,
 					}),
 				},
 			},
@@ -382,4 +391,51 @@ func countRows(r io.Reader) (int, error) {
 		lines++
 	}
 	return max(lines-1, 0), nil
+}
+
+func hubUsersSetPassword(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return errors.New("users set-password: give one USERNAME")
+	}
+	pw, err := readPassword(c.App.Reader, c.App.ErrWriter)
+	if err != nil {
+		return fmt.Errorf("users set-password: %w", err)
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return fmt.Errorf("users set-password: %w", err)
+	}
+	st, err := adminStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	err = hub.SetPasswordHash(c.Context, st, actor(), c.Args().First(), hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("users set-password: no user %q", c.Args().First())
+	}
+	return err
+}
+
+// readPassword reads the first line of r; from a terminal it prompts on w and
+// does not echo.
+func readPassword(r io.Reader, w io.Writer) (string, error) {
+	if f, ok := r.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(w, "Password: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(w)
+		if err != nil {
+			return "", err
+		}
+		return string(b), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(r, password.MaxLength+2)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if line == "" {
+		return "", errors.New("no password on stdin")
+	}
+	return line, nil
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectsso/connect/scim/password"
 	"github.com/connectsso/connect/scim/store"
 	"github.com/connectsso/connect/scim/store/sqlite"
 )
@@ -121,6 +122,9 @@ func startHub(t *testing.T, dsn string) *hubProcess {
 	return h
 }
 
+// client bounds every test request so that a hung hub fails the test quickly.
+var client = &http.Client{Timeout: 15 * time.Second}
+
 func request(t *testing.T, method, url, token, body string) int {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
@@ -130,7 +134,7 @@ func request(t *testing.T, method, url, token, body string) int {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/scim+json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +429,7 @@ func TestDemo(t *testing.T) {
 	} {
 		req, _ := http.NewRequest("GET", url+c.path, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -447,5 +451,45 @@ func TestDemo(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("demo did not stop after Ctrl-C")
+	}
+}
+
+func TestUsersSetPassword(t *testing.T) {
+	dsn := tempDSN(t)
+	csv := filepath.Join(t.TempDir(), "u.csv")
+	if err := os.WriteFile(csv, []byte("userName\nPat\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runCLI(t, "hub", "users", "import", "--no-progress", "--store", dsn, csv); code != 0 {
+		t.Fatal(errOut)
+	}
+	setPassword := func(stdin string, args ...string) (string, string, int) {
+		var o, e bytes.Buffer
+		code := run(context.Background(), append([]string{"connect", "hub", "users", "set-password", "--store", dsn}, args...), strings.NewReader(stdin), &o, &e)
+		return o.String(), e.String(), code
+	}
+	if out, errOut, code := setPassword("correct horse battery\r\n", "pat"); code != 0 || out != "" {
+		t.Fatalf("set-password = %d %q %q", code, out, errOut)
+	}
+	st := openStore(t, dsn)
+	u, err := st.UserByUserName(context.Background(), "pat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Connect == nil {
+		t.Fatal("no password hash stored")
+	}
+	if ok, rehash, err := password.Verify(u.Connect.PasswordHash, "correct horse battery"); !ok || rehash || err != nil {
+		t.Errorf("stored hash does not verify the password: %v %v %v", ok, rehash, err)
+	}
+	if _, errOut, code := setPassword("x\n", "nobody"); code == 0 || !strings.Contains(errOut, `no user "nobody"`) {
+		t.Errorf("unknown user = %d %q", code, errOut)
+	}
+	if _, errOut, code := setPassword("", "pat"); code == 0 || !strings.Contains(errOut, "no password on stdin") {
+		t.Errorf("empty stdin = %d %q", code, errOut)
+	}
+	audit, _ := st.AuditLog(context.Background(), 1)
+	if len(audit) != 1 || audit[0].Action != "user.set-password" || strings.Contains(audit[0].Detail, "$argon2id") {
+		t.Errorf("audit = %+v", audit)
 	}
 }
