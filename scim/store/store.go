@@ -90,8 +90,12 @@ type AuditEntry struct {
 }
 
 // JournalEntry is one row of the change journal. The store writes one in the same
-// transaction as every user or group change (and one per affected user on a
-// membership change, Reason ReasonMembers, ResourceType "Group").
+// transaction as every user or group change. A membership change writes one row
+// for the group (ResourceType "Group", Op upsert, Reason ReasonMembers when only
+// its members changed) plus one per member that joined or left (ResourceType
+// "User", or "Group" for a nested group; Op upsert; Reason ReasonMembers), since
+// that member's "groups" changed. Deleting a user or group writes ReasonMembers
+// rows for the groups it was a member of.
 type JournalEntry struct {
 	Seq          int64
 	ResourceType string // "User" | "Group"
