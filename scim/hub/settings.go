@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connectsso/connect/scim/server"
 	"github.com/connectsso/connect/scim/store"
 )
 
@@ -17,7 +18,7 @@ import (
 const (
 	// SettingSyncPasswordHashes ("true"/"false", default false) lets bridges read
 	// users' password hashes.
-	SettingSyncPasswordHashes = "sync-password-hashes"
+	SettingSyncPasswordHashes = server.SettingSyncPasswordHashes
 	// SettingJournalRetention (a duration such as "168h" or "7d", default 7 days) is
 	// how long change-journal entries are kept; older cursors get 410 expiredCursor.
 	SettingJournalRetention = "journal-retention"
