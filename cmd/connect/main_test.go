@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectsso/connect/internal/testenv"
 	"github.com/connectsso/connect/scim/password"
 	"github.com/connectsso/connect/scim/store"
 	"github.com/connectsso/connect/scim/store/sqlite"
@@ -491,5 +494,78 @@ func TestUsersSetPassword(t *testing.T) {
 	audit, _ := st.AuditLog(context.Background(), 1)
 	if len(audit) != 1 || audit[0].Action != "user.set-password" || strings.Contains(audit[0].Detail, "$argon2id") {
 		t.Errorf("audit = %+v", audit)
+	}
+}
+
+// postgresDSN creates a fresh schema in the test PostgreSQL, dropped at cleanup,
+// and returns a DSN whose search_path selects it.
+func postgresDSN(t *testing.T) string {
+	t.Helper()
+	dsn := testenv.PostgresDSN(t)
+	name := testenv.Name(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`CREATE SCHEMA ` + name); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := db.Exec(`DROP SCHEMA ` + name + ` CASCADE`); err != nil {
+			t.Errorf("drop schema: %v", err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// TestPostgresStore runs the admin commands and the server on the PostgreSQL
+// backend picked by the DSN scheme.
+func TestPostgresStore(t *testing.T) {
+	dsn := postgresDSN(t)
+	for _, scheme := range []string{"postgres://", "postgresql://"} {
+		d := scheme + strings.TrimPrefix(dsn, "postgres://")
+		if out, errOut, code := runCLI(t, "hub", "check-config", "--store", d); code != 0 || !strings.Contains(out, "configuration OK") {
+			t.Fatalf("check-config %s = %d %s", scheme, code, errOut)
+		}
+	}
+	out, errOut, code := runCLI(t, "hub", "tokens", "create", "--store", dsn, "--name", "pg")
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	token := strings.TrimSpace(out)
+	out, errOut, code = runCLI(t, "hub", "users", "import", "--no-progress", "--store", dsn, "../../testdata/users-1000.csv")
+	if code != 1 || out != "imported 997, failed 3\n" || strings.Count("\n"+errOut, "\nrow ") != 3 {
+		t.Fatalf("import = %d %q\n%s", code, out, errOut)
+	}
+	hub := startHub(t, dsn)
+	req, _ := http.NewRequest("GET", hub.base+"/scim/v2/Users?count=0", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"totalResults":997`) {
+		t.Errorf("GET /Users = %d %s", resp.StatusCode, body)
+	}
+	if err := hub.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-hub.done:
+		if err != nil {
+			t.Fatalf("hub exited with %v:\n%s", err, hub.log())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("hub did not stop after SIGTERM")
 	}
 }
