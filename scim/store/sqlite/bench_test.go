@@ -187,3 +187,46 @@ func BenchmarkJournalPoll(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAddMembers measures one PATCH-style UpdateGroup adding 10,000
+// members to a group that already has up to 100,000 (fewer when fewer users
+// are seeded; skipped below 20,000 users).
+func BenchmarkAddMembers(b *testing.B) {
+	s, ids := seeded(b)
+	const add = 10000
+	initial := min(100000, len(ids)-add)
+	if initial < add {
+		b.Skipf("needs at least %d users (CONNECT_BENCH_USERS)", 2*add)
+	}
+	ctx := context.Background()
+	members := func(ids []string) []scim.Member {
+		ms := make([]scim.Member, len(ids))
+		for i, id := range ids {
+			ms[i] = scim.Member{Value: id}
+		}
+		return ms
+	}
+	g, err := s.CreateGroup(ctx, scim.Group{DisplayName: fmt.Sprintf("bench-%d", time.Now().UnixNano()), Members: members(ids[:initial])})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.DeleteGroup(ctx, g.ID, 0)
+	extra := ids[initial : initial+add]
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := s.UpdateGroup(ctx, g.ID, 0, func(_ *scim.Group, ops *store.MemberOps) error {
+			ops.Add = members(extra)
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if _, err := s.UpdateGroup(ctx, g.ID, 0, func(_ *scim.Group, ops *store.MemberOps) error {
+			ops.Remove = extra
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

@@ -125,6 +125,9 @@ func (s *Store) resolveMembers(ctx context.Context, tx *txn, groupID string, ids
 	out := make([]member, 0, len(ids))
 	for _, id := range ids {
 		typ, ok := found[id]
+		if id == "" {
+			return nil, fmt.Errorf("%w: a member has no value", store.ErrInvalid)
+		}
 		if !ok || id == groupID {
 			return nil, fmt.Errorf("%w: member %q is not a user or group of this directory", store.ErrInvalid, id)
 		}
@@ -133,12 +136,12 @@ func (s *Store) resolveMembers(ctx context.Context, tx *txn, groupID string, ids
 	return out, nil
 }
 
-// uniqueIDs returns the distinct non-empty member values in order.
+// uniqueIDs returns the distinct member values in order.
 func uniqueIDs(ms []scim.Member) []string {
 	seen := make(map[string]bool, len(ms))
 	out := make([]string, 0, len(ms))
 	for _, m := range ms {
-		if m.Value == "" || seen[m.Value] {
+		if seen[m.Value] {
 			continue
 		}
 		seen[m.Value] = true

@@ -202,8 +202,10 @@ func migrate(ctx context.Context, d *Dialect, db *sql.DB, now int64) error {
 // sqliteStats are planner statistics for a new SQLite database: they describe
 // a large directory (a million users) so that the query planner picks the
 // filter's index over scanning the table in primary-key order, which is what
-// it does without statistics. ANALYZE (or PRAGMA optimize) later replaces them
-// with measured ones. Format: sqlite_stat1 (table, index, "rows rows-per-key...").
+// it does without statistics. They are deliberately never refreshed
+// automatically: PRAGMA optimize on a small or empty database would replace
+// them with statistics that mislead the planner once the directory grows. An
+// operator's ANALYZE replaces them with measured ones. Format: sqlite_stat1 (table, index, "rows rows-per-key...").
 var sqliteStats = [][3]string{
 	{"users", "sqlite_autoindex_users_1", "1000000 1"},
 	{"users", "users_user_name", "1000000 1"},
