@@ -149,6 +149,7 @@ func testFilterUsers(t *testing.T, s store.Store) {
 		{`not (groups pr)`, except("alice", "bob")},
 		{`(userName eq "alice" or userName eq "bob") and not (active eq false)`, []string{"alice"}},
 		{`userName eq "x' OR 1=1 --"`, nil},
+		{`meta.resourceType eq "User" and userName sw "b"`, []string{"bob", `back\slash`}},
 	}
 	ctx := ctxFor(t)
 	for _, tt := range tests {
@@ -191,6 +192,7 @@ func testFilterGroups(t *testing.T, s store.Store) {
 		{scim.SchemaConnectGroup + `:kind eq "course"`, []string{"Maths"}},
 		{`externalId pr`, []string{"Empty"}},
 		{`displayName sw "m" or displayName ew "TY"`, []string{"Empty", "Maths"}},
+		{`meta.resourceType eq "Group" and not (displayName eq "maths")`, []string{"Empty", "Staff"}},
 	}
 	ctx := ctxFor(t)
 	for _, tt := range tests {

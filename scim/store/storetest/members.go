@@ -86,6 +86,11 @@ func testMemberOps(t *testing.T, s store.Store) {
 		return nil
 	})
 	wantErr(t, "UpdateGroup(add itself)", err, store.ErrInvalid)
+	_, err = update(0, func(_ *scim.Group, ops *store.MemberOps) error {
+		ops.Add = []scim.Member{{Value: ""}}
+		return nil
+	})
+	wantErr(t, "UpdateGroup(add empty value)", err, store.ErrInvalid)
 	_, err = update(1, func(*scim.Group, *store.MemberOps) error { return nil })
 	wantErr(t, "UpdateGroup(stale)", err, store.ErrPreconditionFailed)
 	_, err = s.UpdateGroup(ctx, "nope", 0, func(*scim.Group, *store.MemberOps) error { return nil })
