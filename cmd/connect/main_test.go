@@ -91,6 +91,7 @@ var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 func startHub(t *testing.T, dsn string) *hubProcess {
 	t.Helper()
 	h := &hubProcess{cmd: exec.Command(binary, "hub", "serve", "--listen", "127.0.0.1:0", "--store", dsn), done: make(chan error, 1)}
+	dieWithTest(h.cmd)
 	stderr, err := h.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -395,6 +396,7 @@ func TestCheckConfig(t *testing.T) {
 
 func TestDemo(t *testing.T) {
 	cmd := exec.Command(binary, "demo", "--listen", "127.0.0.1:0")
+	dieWithTest(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
