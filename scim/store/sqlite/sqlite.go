@@ -99,9 +99,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if busy <= 0 {
 		busy = 10 * time.Second
 	}
-	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=cache_size(-8000)&_pragma=temp_store(MEMORY)",
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)",
 		busy.Milliseconds())
-	wdb, err := sql.Open("sqlite", path+"?"+common+"&_txlock=immediate")
+	// The writer gets the larger page cache: inserts touch every index, and a
+	// checkpoint writes back what the cache absorbed. Readers share the OS
+	// page cache. Together they stay well inside the hub's memory budget.
+	wdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=cache_size(-65536)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -114,7 +117,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	rdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
+	rdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=cache_size(-16384)&_pragma=query_only(1)")
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

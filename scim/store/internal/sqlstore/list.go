@@ -51,7 +51,10 @@ type sortKey struct {
 
 func (s *Store) sortKey(spec *listSpec, q *store.Query) (sortKey, error) {
 	if q.SortBy == nil {
-		return sortKey{sig: "pk"}, nil
+		// Creation order. (created, pk) rather than pk alone: its index is
+		// narrow, so a deep OFFSET skips index entries instead of walking the
+		// table's rows.
+		return sortKey{expr: spec.alias + ".created", isInt: true, notNull: true, sig: "created"}, nil
 	}
 	p := *q.SortBy
 	k := sortKey{desc: q.Descending, sig: strings.ToLower(p.String())}
@@ -198,6 +201,8 @@ func (k sortKey) orderBy(alias string, few bool) string {
 		return " ORDER BY +" + pk
 	case k.expr == "":
 		return " ORDER BY " + pk
+	case k.notNull && k.isInt && few:
+		return " ORDER BY +" + k.expr + dir + ", " + pk
 	case k.notNull:
 		return " ORDER BY " + k.expr + dir + ", " + pk
 	default:

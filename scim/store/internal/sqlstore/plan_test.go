@@ -36,6 +36,21 @@ func TestHotFiltersUseIndexes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The unfiltered listing walks the narrow creation index, never sorts.
+	{
+		spec := usersSpec
+		spec.m = s.users
+		k, _ := s.sortKey(&spec, &store.Query{})
+		q := "EXPLAIN QUERY PLAN SELECT " + spec.cols + " FROM " + spec.table + k.orderBy("u", false) + " LIMIT 100 OFFSET 5000"
+		var id, parent, notused int
+		var detail string
+		if err := db.QueryRowContext(ctx, q).Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		if detail != "SCAN u USING INDEX users_created" {
+			t.Errorf("unfiltered listing plan: %s", detail)
+		}
+	}
 	ent := scim.SchemaEnterpriseUser + ":"
 	for _, text := range []string{
 		`userName eq "x"`,
