@@ -76,7 +76,7 @@ func (s *Store) sortKey(spec *listSpec, q *store.Query) (sortKey, error) {
 		return k, nil
 	}
 	// A multi-valued attribute sorts by its primary (else first) value.
-	from, ok := spec.m.sortMulti[strings.ToLower(AttrPath(p.Schema, p.Attr, nil).String())]
+	from, ok := spec.m.sortMulti[strings.ToLower(attrPath(p.Schema, p.Attr, nil).String())]
 	sub := "value"
 	if p.Sub != nil {
 		sub = strings.ToLower(p.Sub.Name)

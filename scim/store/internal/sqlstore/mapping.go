@@ -35,12 +35,12 @@ func (m *mapping) Multi(p scim.AttrPath) (filter.MultiFrame, bool) {
 	if p.Attr == nil {
 		return filter.MultiFrame{}, false
 	}
-	f, ok := m.multis[strings.ToLower(AttrPath(p.Schema, p.Attr, nil).String())]
+	f, ok := m.multis[strings.ToLower(attrPath(p.Schema, p.Attr, nil).String())]
 	return f, ok
 }
 
-// AttrPath builds a path (for tests and internal lookups).
-func AttrPath(s *scim.Schema, a, sub *scim.Attribute) scim.AttrPath {
+// attrPath builds a path.
+func attrPath(s *scim.Schema, a, sub *scim.Attribute) scim.AttrPath {
 	return scim.AttrPath{Schema: s, Attr: a, Sub: sub}
 }
 
@@ -139,7 +139,7 @@ func userMapping() *mapping {
 				def = "value"
 			}
 		}
-		key := strings.ToLower(AttrPath(va.schema, a, nil).String())
+		key := strings.ToLower(attrPath(va.schema, a, nil).String())
 		m.multis[key] = filter.MultiFrame{
 			From:    "user_values v",
 			Where:   "v.attr = '" + va.name + "'",
@@ -151,7 +151,7 @@ func userMapping() *mapping {
 		m.sortMulti[key] = "FROM user_values v WHERE v.user_pk = u.pk AND v.attr = '" + va.name + "'"
 	}
 	groups, _ := scim.UserSchema.Attr("groups")
-	m.multis[strings.ToLower(AttrPath(scim.UserSchema, groups, nil).String())] = filter.MultiFrame{
+	m.multis[strings.ToLower(attrPath(scim.UserSchema, groups, nil).String())] = filter.MultiFrame{
 		From: "group_members gm JOIN groups gg ON gg.pk = gm.group_pk",
 		Key:  "u.id",
 		Ref:  "gm.member_id",
@@ -183,7 +183,7 @@ func groupMapping() *mapping {
 	col("displayName", "g.display_name")
 	col(scim.SchemaConnectGroup+":kind", "g.kind")
 	members, _ := scim.GroupSchema.Attr("members")
-	m.multis[strings.ToLower(AttrPath(scim.GroupSchema, members, nil).String())] = filter.MultiFrame{
+	m.multis[strings.ToLower(attrPath(scim.GroupSchema, members, nil).String())] = filter.MultiFrame{
 		From: "group_members gm",
 		Key:  "g.pk",
 		Ref:  "gm.group_pk",
