@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,5 +213,66 @@ func testTrimJournal(t *testing.T, s store.Store) {
 	es, err = s.Journal(ctx, head, 10)
 	if err != nil || len(es) != 1 || es[0].ID != u.ID {
 		t.Errorf("after trim, new change = %v, %v", es, err)
+	}
+}
+
+// testJournalConcurrent has writers race while a poller follows the journal
+// the way the Changes feed does: every change must be seen exactly once, in
+// increasing order, and the counters must agree.
+func testJournalConcurrent(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	const writers, each = 6, 15
+	seen := map[string]int{}
+	var after int64
+	poll := func() {
+		es, err := s.Journal(ctx, after, 1000)
+		if err != nil {
+			t.Errorf("Journal(%d): %v", after, err)
+			return
+		}
+		for _, e := range es {
+			if e.Seq <= after {
+				t.Errorf("journal went back: %d after %d", e.Seq, after)
+			}
+			after = e.Seq
+			seen[e.ID]++
+		}
+	}
+	var wg sync.WaitGroup
+	ids := make([][]string, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				u, err := s.CreateUser(ctx, scim.User{UserName: fmt.Sprintf("w%d-%d", w, i)})
+				if err != nil {
+					t.Errorf("CreateUser: %v", err)
+					return
+				}
+				ids[w] = append(ids[w], u.ID)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for polling := true; polling; {
+		select {
+		case <-done:
+			polling = false
+		default:
+			poll()
+		}
+	}
+	poll()
+	for _, ws := range ids {
+		for _, id := range ws {
+			if seen[id] != 1 {
+				t.Errorf("user %s seen %d times by the poller", id, seen[id])
+			}
+		}
+	}
+	if p, err := s.ListUsers(ctx, store.Query{}); err != nil || p.Total != writers*each {
+		t.Errorf("Total = %d, %v; want %d", p.Total, err, writers*each)
 	}
 }

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LargeMemberAdd", testLargeMemberAdd},
 		{"Journal", testJournal},
 		{"JournalAtomic", testJournalAtomic},
+		{"JournalConcurrentWriters", testJournalConcurrent},
 		{"TrimJournal", testTrimJournal},
 		{"Tokens", testTokens},
 		{"Settings", testSettings},
