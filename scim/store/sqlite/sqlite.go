@@ -79,9 +79,7 @@ func boolInt(b bool) int64 {
 // bare path.
 func Path(dsn string) (string, error) {
 	p := strings.TrimPrefix(dsn, "sqlite:")
-	if strings.HasPrefix(p, "//") {
-		p = p[2:]
-	}
+	p = strings.TrimPrefix(p, "//")
 	if p == "" || strings.ContainsAny(p, "?#") || p == ":memory:" {
 		return "", fmt.Errorf("sqlite: invalid DSN %q: want sqlite:PATH", dsn)
 	}

@@ -144,14 +144,6 @@ func ns(v string) any {
 	return v
 }
 
-// nb maps a *Bool-like optional boolean to NULL, 0 or 1.
-func nb(set bool, v bool) any {
-	if !set {
-		return nil
-	}
-	return b01(v)
-}
-
 func b01(v bool) int64 {
 	if v {
 		return 1
