@@ -34,6 +34,18 @@ var rfcContradictions = map[string]string{
 	"filter eq and (val or val) / Total results": "RFC 7644 §3.4.2.2 (compValue must be a quoted JSON string)",
 	"filter starts with / Total results":         "RFC 7644 §3.4.2.2 (compValue must be a quoted JSON string)",
 	"filter greater than / Total results":        "RFC 7644 §3.4.2.2 (compValue must be a quoted JSON string)",
+	// RFC 7644 §3.5.2: on success the server "MUST return a 200 OK response code and
+	// the entire resource ... or MAY return HTTP status code 204". The hub takes the
+	// first branch (Okta reads the updated user from the PATCH response); the
+	// collection accepts only the second.
+	"Patch user omalley new username / Status code is 204":        "RFC 7644 §3.5.2 (200 with the resource is a conforming answer)",
+	"patch user omalley active with boolean / Status code is 204": "RFC 7644 §3.5.2 (200 with the resource is a conforming answer)",
+	// RFC 7644 §3.5.2.1 with RFC 7643 §4.2: "members" is multi-valued complex, so an
+	// add carries an array of member objects whose "value" is the id of an existing
+	// resource; the collection adds the bare string "string id 1", which names none.
+	// The hub refuses it (400 invalidValue) rather than store a dangling member.
+	"Group patch add member / Status code is 204":  "RFC 7644 §3.5.2.1, RFC 7643 §4.2 (member value must be an existing resource's id, in an object)",
+	"Group patch add member2 / Status code is 204": "RFC 7644 §3.5.2.1, RFC 7643 §4.2 (member value must be an existing resource's id, in an object)",
 }
 
 func freeAddr(t *testing.T) string {
@@ -171,6 +183,7 @@ func TestPostmanCollection(t *testing.T) {
 	}
 	var unexpected, nowPassing []string
 	seen := map[string]bool{}
+	failedListed := map[string]bool{} // listed keys that failed at least once (a name may repeat)
 	total := 0
 	for _, ex := range rep.Run.Executions {
 		for _, a := range ex.Assertions {
@@ -181,11 +194,17 @@ func TestPostmanCollection(t *testing.T) {
 			switch {
 			case a.Error != nil && !listed:
 				unexpected = append(unexpected, fmt.Sprintf("%s: %s", key, a.Error.Message))
-			case a.Error == nil && listed:
-				nowPassing = append(nowPassing, key)
+			case a.Error != nil:
+				failedListed[key] = true
 			}
 		}
 	}
+	for k := range rfcContradictions {
+		if seen[k] && !failedListed[k] {
+			nowPassing = append(nowPassing, k)
+		}
+	}
+	sort.Strings(nowPassing)
 	if total < 60 {
 		t.Fatalf("newman ran only %d assertions; the collection has more\n%s", total, out)
 	}
