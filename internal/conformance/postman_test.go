@@ -146,12 +146,19 @@ func TestPostmanCollection(t *testing.T) {
 		t.Skip("builds and runs the hub binary")
 	}
 	newman := testenv.Binary(t, "newman")
-	collection, err := filepath.Abs("../../../shared/conformance/scim-postman/PostmanCollection.json")
+	// The collection is kept unchanged in testdata (MIT, see its LICENSE and
+	// SOURCE.md); when the shared conformance folder is beside the checkout, the
+	// copy must still be byte-identical to it.
+	collection, err := filepath.Abs("../../testdata/conformance/scim-postman/PostmanCollection.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(collection); err != nil {
-		testenv.Missing(t, "the Postman collection at %s", collection)
+	ours, err := os.ReadFile(collection)
+	if err != nil {
+		t.Fatalf("read the collection: %v", err)
+	}
+	if shared, err := os.ReadFile("../../../shared/conformance/scim-postman/PostmanCollection.json"); err == nil && !bytes.Equal(shared, ours) {
+		t.Fatalf("testdata/conformance/scim-postman/PostmanCollection.json differs from ../shared/conformance: copy it again unchanged")
 	}
 	bin := buildConnect(t)
 	base, token := startHub(t, bin)
