@@ -134,6 +134,53 @@ var migrations = [][]string{
 		`INSERT INTO store_meta (key, value) SELECT 'users', COUNT(*) FROM users`,
 		`INSERT INTO store_meta (key, value) SELECT 'groups', COUNT(*) FROM groups`,
 	},
+	// SAML identity provider state (scim/store.IdP): sessions and their
+	// participants, registered service providers, signing keys, login
+	// throttles.
+	3: {
+		`CREATE TABLE idp_sessions (
+			hash %BLOB% PRIMARY KEY,
+			session_index TEXT NOT NULL,
+			user_id TEXT NOT NULL,
+			created BIGINT NOT NULL,
+			expires BIGINT NOT NULL
+		)`,
+		`CREATE INDEX idp_sessions_user ON idp_sessions (user_id)`,
+		`CREATE INDEX idp_sessions_expires ON idp_sessions (expires)`,
+		`CREATE TABLE idp_session_participants (
+			session_hash %BLOB% NOT NULL REFERENCES idp_sessions (hash) ON DELETE CASCADE,
+			sp TEXT NOT NULL,
+			seq BIGINT NOT NULL,
+			name_id TEXT NOT NULL,
+			name_id_format TEXT NOT NULL,
+			name_qualifier TEXT NOT NULL,
+			sp_name_qualifier TEXT NOT NULL,
+			session_index TEXT NOT NULL,
+			PRIMARY KEY (session_hash, sp)
+		)`,
+		`CREATE TABLE idp_service_providers (
+			entity_id TEXT PRIMARY KEY,
+			metadata %BLOB% NOT NULL,
+			source TEXT NOT NULL,
+			client_id TEXT NOT NULL,
+			created BIGINT NOT NULL,
+			modified BIGINT NOT NULL
+		)`,
+		`CREATE TABLE idp_keys (
+			id TEXT PRIMARY KEY,
+			algorithm TEXT NOT NULL,
+			key_pem %BLOB% NOT NULL,
+			cert_pem %BLOB% NOT NULL,
+			active_from BIGINT NOT NULL UNIQUE,
+			created BIGINT NOT NULL
+		)`,
+		`CREATE TABLE login_throttle (
+			key TEXT PRIMARY KEY,
+			failures INTEGER NOT NULL,
+			window_start BIGINT NOT NULL,
+			locked_until BIGINT NOT NULL
+		)`,
+	},
 }
 
 // SchemaVersion is the newest migration version this code knows.
