@@ -246,6 +246,10 @@ var dbCases = []struct {
 	{`emails[type eq "home" or primary eq true]`, []string{"alice", "carol"}},
 	{`emails[not (type eq "work")]`, []string{"alice", "carol"}},
 	{`emails[primary eq true]`, []string{"alice"}},
+	// Three terms and parentheses inside brackets (a gap of the upstream parser).
+	{`emails[value eq "bob@work.example" or value eq "carol@home.example" or value eq "none"]`, []string{"Bob", "carol"}},
+	{`emails[type eq "work" and (value co "@home" or primary eq true)]`, []string{"alice", "carol"}},
+	{`emails[not (type eq "work" or type eq "home" or primary pr)]`, []string{}},
 	{`emails[primary ne true]`, []string{"Bob", "alice", "carol"}},
 	{`emails pr`, []string{"Bob", "alice", "carol"}},
 	{`not (emails pr)`, []string{"dave", "eve_1"}},

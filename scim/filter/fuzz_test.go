@@ -34,6 +34,12 @@ var fuzzSeeds = []string{
 	"userName eq \"\xff\"",
 	`userName eq "�"`,
 	`id eq -0`,
+	`members[value eq "a" or value eq "b" or value eq "c"]`,
+	`emails[type eq "work" and (value co "@x" or primary eq true)]`,
+	`emails[not (type eq "a" or type eq "b") and (value pr)].display`,
+	`emails[value eq "]" or value eq "["] and addresses[type eq "x" or type eq "y" or country pr]`,
+	`emails[type[value eq "x"]]`,
+	`emails[i eq 0]`,
 }
 
 // FuzzParse checks that any text either fails with a client error or parses into

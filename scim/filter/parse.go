@@ -58,11 +58,7 @@ func Parse(rt *scim.ResourceType, text string, lim Limits) (Expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, ok := parseSafely(parser.ParseFilterNumber, src)
-	if !ok {
-		return nil, c.errorf("invalid filter syntax")
-	}
-	e, err := c.expr(raw, nil)
+	e, err := c.filter(src, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -81,9 +77,13 @@ func ParsePath(rt *scim.ResourceType, text string, lim Limits) (Path, error) {
 	if err != nil {
 		return Path{}, err
 	}
-	raw, ok := parseSafely(parser.ParsePathNumber, src)
+	outer, inner, ok := cutValueFilters(src)
 	if !ok {
-		return Path{}, c.errorf("invalid path syntax")
+		return Path{}, c.syntaxError()
+	}
+	raw, ok := parseSafely(parser.ParsePathNumber, outer)
+	if !ok {
+		return Path{}, c.syntaxError()
 	}
 	ap, err := c.resolve(raw.AttributePath)
 	if err != nil {
@@ -97,7 +97,11 @@ func ParsePath(rt *scim.ResourceType, text string, lim Limits) (Path, error) {
 	if p.Sub != nil || ap.Attr.Type != scim.TypeComplex {
 		return Path{}, c.errorf("%s cannot take a value filter", ap)
 	}
-	if p.Filter, err = c.expr(raw.ValueExpression, &p.Attr); err != nil {
+	i, ok := placeholder(raw.ValueExpression, inner)
+	if !ok {
+		return Path{}, c.syntaxError()
+	}
+	if p.Filter, err = c.filter(inner[i], &p.Attr); err != nil {
 		return Path{}, err
 	}
 	if err := c.checkDepth(p.Filter); err != nil {
@@ -140,6 +144,25 @@ func newConverter(rt *scim.ResourceType, lim Limits, kind, what string) *convert
 
 func (c *converter) errorf(format string, args ...any) *scim.Error {
 	return scim.BadRequest(c.kind, format, args...)
+}
+
+func (c *converter) syntaxError() *scim.Error {
+	return c.errorf("invalid %s syntax", c.what)
+}
+
+// filter parses and converts the filter text src; scope is the attribute of the
+// value path src is the value filter of, or nil at the top level. Value filters
+// are cut out before the upstream parser runs (see cutValueFilters).
+func (c *converter) filter(src string, scope *scim.AttrPath) (Expr, error) {
+	outer, inner, ok := cutValueFilters(src)
+	if !ok || outer == "" {
+		return nil, c.syntaxError()
+	}
+	raw, ok := parseSafely(parser.ParseFilterNumber, outer)
+	if !ok {
+		return nil, c.syntaxError()
+	}
+	return c.expr(raw, scope, inner)
 }
 
 // precheck rejects oversized, malformed or deeply nested text before the parser
@@ -222,15 +245,16 @@ func b2i(b bool) int {
 }
 
 // expr converts e. Inside a value path scope is the attribute in brackets and
-// attribute names are its sub-attributes.
-func (c *converter) expr(e parser.Expression, scope *scim.AttrPath) (Expr, error) {
+// attribute names are its sub-attributes. inner holds the value filter texts
+// cut out of the text e was parsed from.
+func (c *converter) expr(e parser.Expression, scope *scim.AttrPath, inner []string) (Expr, error) {
 	switch e := e.(type) {
 	case *parser.LogicalExpression:
-		l, err := c.expr(e.Left, scope)
+		l, err := c.expr(e.Left, scope, inner)
 		if err != nil {
 			return nil, err
 		}
-		r, err := c.expr(e.Right, scope)
+		r, err := c.expr(e.Right, scope, inner)
 		if err != nil {
 			return nil, err
 		}
@@ -239,7 +263,7 @@ func (c *converter) expr(e parser.Expression, scope *scim.AttrPath) (Expr, error
 		}
 		return &Or{L: l, R: r}, nil
 	case *parser.NotExpression:
-		x, err := c.expr(e.Expression, scope)
+		x, err := c.expr(e.Expression, scope, inner)
 		if err != nil {
 			return nil, err
 		}
@@ -271,13 +295,17 @@ func (c *converter) expr(e parser.Expression, scope *scim.AttrPath) (Expr, error
 		if p.Sub != nil || p.Attr.Type != scim.TypeComplex {
 			return nil, c.errorf("%s cannot take a value filter", p)
 		}
-		inner, err := c.expr(e.ValueFilter, &p)
+		i, ok := placeholder(e.ValueFilter, inner)
+		if !ok {
+			return nil, c.syntaxError()
+		}
+		f, err := c.filter(inner[i], &p)
 		if err != nil {
 			return nil, err
 		}
-		return &ValuePath{Path: p, Filter: inner}, nil
+		return &ValuePath{Path: p, Filter: f}, nil
 	}
-	return nil, c.errorf("invalid %s syntax", c.what)
+	return nil, c.syntaxError()
 }
 
 // resolve resolves a parsed attribute path against the resource type.
