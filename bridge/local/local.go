@@ -405,3 +405,37 @@ func Limit(n int) int {
 	}
 	return n
 }
+
+// Record is a small durable record of the bridge itself kept beside the accounts:
+// a connected server, a setting, a hashed setup secret. Kind namespaces keys
+// ("server", "setting", "setup-secret"); Value is the caller's own encoding.
+type Record struct {
+	Kind  string
+	Key   string
+	Value []byte
+	// Expires, when set, is when the record stops existing: an expired record is
+	// never returned and is removed by DeleteExpiredRecords.
+	Expires  time.Time
+	Modified time.Time // set by the backend
+}
+
+// Records is an optional ability of a Directory (SQL backends have it; a SCIM
+// target does not): the bridge's own configuration in the same database as the
+// accounts, so one --store holds a bridge's whole durable state.
+type Records interface {
+	// PutRecord creates or replaces the record (Kind, Key). ErrInvalid for an empty
+	// kind or key, or a value over 1 MiB.
+	PutRecord(ctx context.Context, r Record) error
+	// GetRecord returns an unexpired record. ErrNotFound.
+	GetRecord(ctx context.Context, kind, key string) (Record, error)
+	// TakeRecord reads and deletes an unexpired record atomically: of concurrent
+	// calls for one record exactly one succeeds (single-use setup secrets).
+	// ErrNotFound.
+	TakeRecord(ctx context.Context, kind, key string) (Record, error)
+	// DeleteRecord removes a record; an absent one is not an error.
+	DeleteRecord(ctx context.Context, kind, key string) error
+	// ListRecords returns the unexpired records of kind, ordered by key.
+	ListRecords(ctx context.Context, kind string) ([]Record, error)
+	// DeleteExpiredRecords removes records expired at now and returns how many.
+	DeleteExpiredRecords(ctx context.Context) (int, error)
+}
