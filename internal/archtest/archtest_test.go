@@ -45,6 +45,10 @@ var layers = []struct {
 	{"scim/server/**", 5},
 	{"saml/**", 5},
 	{"scim/hub", 6},
+	{"bridge/local", 2},
+	{"bridge/local/internal/**", 3},
+	{"bridge/local/localtest", 3},
+	{"bridge/local/*", 4}, // backends
 	{"cmd/**", 10},
 }
 
