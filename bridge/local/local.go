@@ -318,7 +318,9 @@ type Directory interface {
 	// ListAccounts returns one page of the accounts matching q in a stable order
 	// (by id) and the cursor of the next page ("" after the last). An account
 	// present for the whole iteration is returned exactly once; writes during it
-	// are safe. A malformed q.After is ErrInvalid.
+	// are safe. A page may hold fewer than q.Limit accounts, even none, while more
+	// follow (a SCIM target filters some out after fetching): only next == "" ends
+	// the iteration. A malformed q.After is ErrInvalid.
 	ListAccounts(ctx context.Context, q AccountQuery) (accounts []Account, next string, err error)
 	// CountAccounts counts the accounts matching q (After and Limit ignored).
 	CountAccounts(ctx context.Context, q AccountQuery) (int64, error)
