@@ -53,7 +53,13 @@ type Path struct {
 // values of the wrong type. dateTime values become time.Time, integers int64,
 // decimals float64.
 func Parse(rt *scim.ResourceType, text string, lim Limits) (Expr, error) {
+	return parse(rt, text, lim, true)
+}
+
+// parse is Parse, with the fast path (fast.go) on or off.
+func parse(rt *scim.ResourceType, text string, lim Limits, fast bool) (Expr, error) {
 	c := newConverter(rt, lim, scim.ErrTypeInvalidFilter, "filter")
+	c.fullOnly = !fast
 	src, err := c.precheck(text)
 	if err != nil {
 		return nil, err
@@ -72,18 +78,31 @@ func Parse(rt *scim.ResourceType, text string, lim Limits) (Expr, error) {
 // filter, a path may name attributes that are never returned (password). Every
 // error is a *scim.Error with status 400 and scimType invalidPath.
 func ParsePath(rt *scim.ResourceType, text string, lim Limits) (Path, error) {
+	return parsePath(rt, text, lim, true)
+}
+
+// parsePath is ParsePath, with the fast path (fast.go) on or off.
+func parsePath(rt *scim.ResourceType, text string, lim Limits, fast bool) (Path, error) {
 	c := newConverter(rt, lim, scim.ErrTypeInvalidPath, "path")
+	c.fullOnly = !fast
 	src, err := c.precheck(text)
 	if err != nil {
 		return Path{}, err
 	}
-	outer, inner, ok := cutValueFilters(src)
-	if !ok {
-		return Path{}, c.syntaxError()
+	var raw parser.Path
+	ok := false
+	if fast {
+		raw.AttributePath, ok = fastAttrPath(src)
 	}
-	raw, ok := parseSafely(parser.ParsePathNumber, outer)
+	var inner []string
 	if !ok {
-		return Path{}, c.syntaxError()
+		var outer string
+		if outer, inner, ok = cutValueFilters(src); !ok {
+			return Path{}, c.syntaxError()
+		}
+		if raw, ok = parseSafely(parser.ParsePathNumber, outer); !ok {
+			return Path{}, c.syntaxError()
+		}
 	}
 	ap, err := c.resolve(raw.AttributePath)
 	if err != nil {
@@ -136,6 +155,9 @@ type converter struct {
 	kind  string // scimType of errors
 	what  string // "filter" or "path", for error details
 	terms int
+	// fullOnly turns the fast path off (fast.go), for the tests that compare
+	// the two.
+	fullOnly bool
 }
 
 func newConverter(rt *scim.ResourceType, lim Limits, kind, what string) *converter {
@@ -154,6 +176,11 @@ func (c *converter) syntaxError() *scim.Error {
 // value path src is the value filter of, or nil at the top level. Value filters
 // are cut out before the upstream parser runs (see cutValueFilters).
 func (c *converter) filter(src string, scope *scim.AttrPath) (Expr, error) {
+	if !c.fullOnly {
+		if raw, ok := fastFilter(src); ok {
+			return c.expr(raw, scope, nil)
+		}
+	}
 	outer, inner, ok := cutValueFilters(src)
 	if !ok || outer == "" {
 		return nil, c.syntaxError()
@@ -347,10 +374,10 @@ func (c *converter) compare(p scim.AttrPath, op string, v any) (Expr, error) {
 	if p.Target().Type == scim.TypeComplex {
 		return nil, c.errorf("%s is complex: compare one of its sub-attributes", p)
 	}
-	if s, ok := v.(string); ok {
+	if s, ok := v.(string); ok && needsDecoding(s) {
 		// The parser checks JSON string syntax but keeps the escapes.
 		if err := json.Unmarshal([]byte(`"`+s+`"`), &s); err != nil {
-			return nil, c.errorf("invalid %s syntax", c.what)
+			return nil, c.syntaxError()
 		}
 		v = s
 	}
@@ -359,6 +386,18 @@ func (c *converter) compare(p scim.AttrPath, op string, v any) (Expr, error) {
 		return nil, err
 	}
 	return &Compare{Path: p, Op: op, Value: val}, nil
+}
+
+// needsDecoding reports whether s, the text between the quotes of a string
+// literal, differs from its JSON decoding: it holds an escape (or a control
+// character, which JSON refuses and the grammar never lets through).
+func needsDecoding(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' || s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // value checks that op and v suit the attribute's type and converts v.
