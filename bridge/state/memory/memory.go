@@ -40,8 +40,8 @@ type hub struct {
 	cursors map[string]string
 	plans   map[string]state.Plan
 	ready   bool
-	locks   map[string]lock   // task → holder (expiring)
-	fences  map[string]fence  // task → newest lease issued (never expires)
+	locks   map[string]lock  // task → holder (expiring)
+	fences  map[string]fence // task → newest lease issued (never expires)
 	replay  map[string]time.Time
 	subject map[string]map[string]bool // subject → session ids
 }

@@ -232,7 +232,7 @@ func testSessions(t *testing.T, h Harness) {
 	if got.ID != sess.ID || got.Hub != sess.Hub || got.Subject != sess.Subject || !bytes.Equal(got.Data, sess.Data) {
 		t.Fatalf("GetSession = %+v, want %+v", got, sess)
 	}
-	if (got.Expires.Before(before.Add(long-time.Minute)) || got.Expires.After(h.now().Add(long+time.Minute))) {
+	if got.Expires.Before(before.Add(long-time.Minute)) || got.Expires.After(h.now().Add(long+time.Minute)) {
 		t.Fatalf("Expires = %v, want about now+%v", got.Expires, long)
 	}
 	// Replace it (new data), and a session without a hub.
