@@ -40,6 +40,10 @@ type Query struct {
 	Cursor     string
 	// Members asks ListGroups to load each group's members.
 	Members bool
+	// Scope, when set, limits the listing to what a client may read: users in
+	// its restrict audience, its synced groups, and members and groups
+	// attributes cut to those (store.Clients).
+	Scope *Scope
 }
 
 // Page is one page of a listing. Total counts every match of the filter.
@@ -103,6 +107,9 @@ type JournalEntry struct {
 	Op           string // scim.ChangeUpsert | scim.ChangeRemove
 	Reason       string
 	At           time.Time
+	// Via is the group of a membership row; on a deleted user's row it lists
+	// the groups the user was in, space separated with a space at each end.
+	Via string
 }
 
 // Stats is the directory size for metrics.

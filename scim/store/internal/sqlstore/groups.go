@@ -71,12 +71,15 @@ func (s *Store) CreateGroup(ctx context.Context, g scim.Group) (scim.Group, erro
 		if err != nil {
 			return s.groupConflict(err, &v)
 		}
-		jr := []jrow{{"Group", v.ID, scim.ChangeUpsert, scim.ReasonCreated}}
+		jr := []jrow{{"Group", v.ID, scim.ChangeUpsert, scim.ReasonCreated, ""}}
+		if err := s.joinNewGroup(ctx, tx, v.ID, v.Kind()); err != nil {
+			return err
+		}
 		added, err := s.addMembers(ctx, tx, pk, v.ID, v.Members)
 		if err != nil {
 			return err
 		}
-		jr = append(jr, memberRows(added)...)
+		jr = append(jr, memberRows(v.ID, added)...)
 		v.Meta = &scim.Meta{ResourceType: "Group", Created: now, LastModified: now, Version: scim.ETag(1)}
 		out = v
 		return s.journal(ctx, tx, now, jr)
@@ -90,10 +93,12 @@ func (s *Store) CreateGroup(ctx context.Context, g scim.Group) (scim.Group, erro
 // member is a stored membership: id and resource type.
 type member struct{ id, typ string }
 
-func memberRows(ms []member) []jrow {
+// memberRows are the journal rows of members whose membership of group gid
+// changed; via names the group (see migration 4).
+func memberRows(gid string, ms []member) []jrow {
 	out := make([]jrow, len(ms))
 	for i, m := range ms {
-		out[i] = jrow{m.typ, m.id, scim.ChangeUpsert, scim.ReasonMembers}
+		out[i] = jrow{m.typ, m.id, scim.ChangeUpsert, scim.ReasonMembers, gid}
 	}
 	return out
 }
@@ -324,7 +329,7 @@ func (s *Store) ReplaceGroup(ctx context.Context, g scim.Group, ifMatch int64) (
 			if changed, err = s.replaceMembers(ctx, tx, l.pk, g.ID, g.Members); err != nil {
 				return err
 			}
-			members, err := s.groupMembers(ctx, tx, []int64{l.pk})
+			members, err := s.groupMembers(ctx, tx, []int64{l.pk}, nil)
 			if err != nil {
 				return err
 			}
@@ -333,7 +338,7 @@ func (s *Store) ReplaceGroup(ctx context.Context, g scim.Group, ifMatch int64) (
 				out.Members = []scim.Member{}
 			}
 		}
-		jr := append([]jrow{{"Group", g.ID, scim.ChangeUpsert, scim.ReasonUpdated}}, memberRows(changed)...)
+		jr := append([]jrow{{"Group", g.ID, scim.ChangeUpsert, scim.ReasonUpdated, ""}}, memberRows(g.ID, changed)...)
 		return s.journal(ctx, tx, now, jr)
 	})
 	if err != nil {
@@ -367,7 +372,7 @@ func (s *Store) UpdateGroup(ctx context.Context, id string, ifMatch int64, fn fu
 		if err != nil {
 			return err
 		}
-		jr := append([]jrow{{"Group", id, scim.ChangeUpsert, groupReason(&l.group, &g)}}, memberRows(changed)...)
+		jr := append([]jrow{{"Group", id, scim.ChangeUpsert, groupReason(&l.group, &g), ""}}, memberRows(id, changed)...)
 		return s.journal(ctx, tx, now, jr)
 	})
 	if err != nil {
@@ -431,7 +436,7 @@ func (s *Store) DeleteGroup(ctx context.Context, id string, ifMatch int64) error
 		if err != nil {
 			return err
 		}
-		jr := append([]jrow{{"Group", id, scim.ChangeRemove, scim.ReasonDeleted}}, memberRows(members)...)
+		jr := append([]jrow{{"Group", id, scim.ChangeRemove, scim.ReasonDeleted, ""}}, memberRows(id, members)...)
 		parents, err := s.dropMemberships(ctx, tx, id, now)
 		if err != nil {
 			return err
@@ -454,7 +459,7 @@ func (s *Store) GetGroup(ctx context.Context, id string, members bool) (scim.Gro
 		return scim.Group{}, fmt.Errorf("get group %s: %w", id, err)
 	}
 	if members {
-		ms, err := s.groupMembers(ctx, s.r, []int64{pk})
+		ms, err := s.groupMembers(ctx, s.r, []int64{pk}, nil)
 		if err != nil {
 			return scim.Group{}, err
 		}
@@ -467,7 +472,8 @@ func (s *Store) GetGroup(ctx context.Context, id string, members bool) (scim.Gro
 }
 
 // groupMembers loads the members of the groups (by pk) with their display.
-func (s *Store) groupMembers(ctx context.Context, q queryer, pks []int64) (map[int64][]scim.Member, error) {
+// With a scope, only the members visible in it are returned.
+func (s *Store) groupMembers(ctx context.Context, q queryer, pks []int64, sc *store.Scope) (map[int64][]scim.Member, error) {
 	out := map[int64][]scim.Member{}
 	for lo := 0; lo < len(pks); lo += memberBatch {
 		hi := min(lo+memberBatch, len(pks))
@@ -483,7 +489,9 @@ WHERE gm.group_pk IN (`)
 			}
 			b.w(b.arg(pk))
 		}
-		b.w(`) ORDER BY gm.group_pk, gm.member_id`)
+		b.w(`)`)
+		scopeMembers(b, sc)
+		b.w(` ORDER BY gm.group_pk, gm.member_id`)
 		rows, err := q.QueryContext(ctx, b.String(), b.args...)
 		if err != nil {
 			return nil, fmt.Errorf("read members: %w", err)

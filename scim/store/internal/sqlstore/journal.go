@@ -14,6 +14,9 @@ import (
 // jrow is a journal row about to be written.
 type jrow struct {
 	typ, id, op, reason string
+	// via is the group of a membership row, or " g1 g2 " (the groups it left)
+	// on a deleted user's row; "" otherwise.
+	via string
 }
 
 // journal appends rows to the change journal inside tx. It is the last
@@ -58,12 +61,12 @@ func (s *Store) journal(ctx context.Context, tx *txn, now time.Time, rows []jrow
 	at := now.UnixMicro()
 	return chunks(len(rows), 500, func(lo, hi int) error {
 		b := s.newBuilder()
-		b.w(`INSERT INTO changes (resource_type, resource_id, op, reason, at) VALUES `)
+		b.w(`INSERT INTO changes (resource_type, resource_id, op, reason, at, via) VALUES `)
 		for i, r := range rows[lo:hi] {
 			if i > 0 {
 				b.w(", ")
 			}
-			b.w("(", b.arg(r.typ), ", ", b.arg(r.id), ", ", b.arg(r.op), ", ", b.arg(r.reason), ", ", b.arg(at), ")")
+			b.w("(", b.arg(r.typ), ", ", b.arg(r.id), ", ", b.arg(r.op), ", ", b.arg(r.reason), ", ", b.arg(at), ", ", b.arg(ns(r.via)), ")")
 		}
 		if _, err := tx.ExecContext(ctx, b.String(), b.args...); err != nil {
 			return fmt.Errorf("write journal: %w", err)
@@ -88,7 +91,7 @@ func (s *Store) Journal(ctx context.Context, after int64, limit int) ([]store.Jo
 	if after < 0 || limit < 0 {
 		return nil, fmt.Errorf("journal: negative cursor or limit: %w", store.ErrInvalid)
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT seq, resource_type, resource_id, op, reason, at FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT seq, resource_type, resource_id, op, reason, at, COALESCE(via, '') FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -96,7 +99,7 @@ func (s *Store) Journal(ctx context.Context, after int64, limit int) ([]store.Jo
 	for rows.Next() {
 		var e store.JournalEntry
 		var at int64
-		if err := rows.Scan(&e.Seq, &e.ResourceType, &e.ID, &e.Op, &e.Reason, &at); err != nil {
+		if err := rows.Scan(&e.Seq, &e.ResourceType, &e.ID, &e.Op, &e.Reason, &at, &e.Via); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("journal: %w", err)
 		}

@@ -76,25 +76,32 @@ func (s *Store) sortKey(spec *listSpec, q *store.Query) (sortKey, error) {
 		return k, nil
 	}
 	// A multi-valued attribute sorts by its primary (else first) value.
-	from, ok := spec.m.sortMulti[strings.ToLower(attrPath(p.Schema, p.Attr, nil).String())]
+	unsortable := func() (sortKey, error) {
+		return sortKey{}, fmt.Errorf("%w: %w", store.ErrInvalid,
+			scim.BadRequest(scim.ErrTypeInvalidValue, "attribute %s cannot be sorted by", p))
+	}
+	ms, ok := spec.m.sortMulti[strings.ToLower(attrPath(p.Schema, p.Attr, nil).String())]
+	if !ok || !p.Attr.MultiValued {
+		return unsortable()
+	}
 	sub := "value"
 	if p.Sub != nil {
 		sub = strings.ToLower(p.Sub.Name)
 	} else if p.Attr.Type == scim.TypeComplex {
 		if t, ok = p.Attr.Sub("value"); !ok {
-			return sortKey{}, fmt.Errorf("%w: cannot sort by %s", store.ErrInvalid, p)
+			return unsortable() // addresses: no value to sort by
 		}
 	}
-	col, okCol := valueColumns[sub]
-	if !ok || !okCol || t.Type == scim.TypeComplex {
-		return sortKey{}, fmt.Errorf("%w: cannot sort by %s", store.ErrInvalid, p)
+	col, ok := ms.cols[sub]
+	if !ok || t.Type == scim.TypeComplex {
+		return unsortable()
 	}
 	if t.Type == scim.TypeBoolean {
 		k.isInt = true
-	} else if !t.CaseExact {
+	} else if !t.CaseExact && (t.Type == scim.TypeString || t.Type == scim.TypeReference) {
 		col = "lower(" + col + ")"
 	}
-	k.expr = "(SELECT " + col + " " + from + " ORDER BY v.prim DESC, v.idx LIMIT 1)"
+	k.expr = "(SELECT " + col + " " + ms.from + " " + ms.order + " LIMIT 1)"
 	return k, nil
 }
 
@@ -153,8 +160,13 @@ func decodeCursor(text string, k sortKey) (cursor, error) {
 
 // where writes the WHERE clause of q's filter (and of the cursor position when
 // after is set) to b; it writes "1=1" when there is nothing to filter.
-func (s *Store) where(b *builder, spec *listSpec, e filter.Expr, k sortKey, after *cursor) error {
+func (s *Store) where(b *builder, spec *listSpec, e filter.Expr, sc *store.Scope, k sortKey, after *cursor) error {
 	b.w(" WHERE 1=1")
+	if spec.counter == "users" {
+		scopeUsers(b, spec.alias, sc)
+	} else {
+		scopeGroupIDs(b, spec.alias+".id", sc)
+	}
 	if e != nil {
 		cond, args, err := filter.SQL(e, spec.m, s.d.Filter, len(b.args)+1)
 		if err != nil {
@@ -229,13 +241,13 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 		}
 		after = &c
 	}
-	if q.Filter == nil {
+	if q.Filter == nil && q.Scope == nil {
 		// Kept by every create and delete (see journal).
 		err = s.r.QueryRowContext(ctx, s.q(`SELECT value FROM store_meta WHERE key = ?`), spec.counter).Scan(&total)
 	} else {
 		cb := s.newBuilder()
 		cb.w("SELECT COUNT(*) FROM ", spec.table)
-		if err := s.where(cb, spec, q.Filter, k, nil); err != nil {
+		if err := s.where(cb, spec, q.Filter, q.Scope, k, nil); err != nil {
 			return 0, "", err
 		}
 		err = s.r.QueryRowContext(ctx, cb.String(), cb.args...).Scan(&total)
@@ -252,10 +264,10 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 		keyCol = k.expr
 	}
 	b.w("SELECT ", spec.cols, ", ", spec.alias, ".pk, ", keyCol, " FROM ", spec.table)
-	if err := s.where(b, spec, q.Filter, k, after); err != nil {
+	if err := s.where(b, spec, q.Filter, q.Scope, k, after); err != nil {
 		return 0, "", err
 	}
-	b.w(k.orderBy(spec.alias, q.Filter != nil && total <= fewRows))
+	b.w(k.orderBy(spec.alias, (q.Filter != nil || q.Scope != nil) && total <= fewRows))
 	limit := q.Count
 	if q.UseCursor {
 		limit++ // one more row tells whether there is a next page
@@ -343,7 +355,7 @@ func (s *Store) ListUsers(ctx context.Context, q store.Query) (store.Page[scim.U
 		for i := range page.Items {
 			ids[i] = page.Items[i].ID
 		}
-		groups, err := s.userGroups(ctx, s.r, ids)
+		groups, err := s.userGroups(ctx, s.r, ids, q.Scope)
 		if err != nil {
 			return store.Page[scim.User]{}, fmt.Errorf("list users: %w", err)
 		}
@@ -383,7 +395,7 @@ func (s *Store) ListGroups(ctx context.Context, q store.Query) (store.Page[scim.
 	}
 	page.Total, page.NextCursor = total, next
 	if q.Members && len(pks) > 0 {
-		ms, err := s.groupMembers(ctx, s.r, pks)
+		ms, err := s.groupMembers(ctx, s.r, pks, q.Scope)
 		if err != nil {
 			return store.Page[scim.Group]{}, fmt.Errorf("list groups: %w", err)
 		}

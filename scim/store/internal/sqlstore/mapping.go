@@ -13,9 +13,21 @@ import (
 type mapping struct {
 	cols   map[string]string
 	multis map[string]filter.MultiFrame
-	// sortMulti holds, per multi-valued attribute stored in user_values, the
-	// correlated subquery prefix used to sort by it (its primary, else first, value).
-	sortMulti map[string]string
+	// sortMulti holds, per sortable multi-valued attribute, how to pick the
+	// value a resource sorts by (RFC 7644 §3.4.2.3: its primary, else first,
+	// value).
+	sortMulti map[string]multiSort
+}
+
+// multiSort is the correlated subquery that sorts a resource by one of its
+// multi-valued attributes: "SELECT <col> <from> <order> LIMIT 1".
+type multiSort struct {
+	from  string // FROM and the WHERE correlating the child rows with the resource
+	order string // ORDER BY putting the primary value, else the first as listed, first
+	// cols maps the lower-case sub-attributes that can be sorted by to their
+	// columns; a sub-attribute not here (a constant, a computed $ref, binary
+	// data) cannot be.
+	cols map[string]string
 }
 
 var _ filter.Mapping = (*mapping)(nil)
@@ -79,7 +91,7 @@ var valueColumns = map[string]string{
 
 func userMapping() *mapping {
 	rt := scim.UserResourceType
-	m := &mapping{cols: map[string]string{}, multis: map[string]filter.MultiFrame{}, sortMulti: map[string]string{}}
+	m := &mapping{cols: map[string]string{}, multis: map[string]filter.MultiFrame{}, sortMulti: map[string]multiSort{}}
 	col := func(path, column string) {
 		p, ok := rt.ParsePath(path)
 		if !ok {
@@ -148,10 +160,28 @@ func userMapping() *mapping {
 			Key:     "u.pk",
 			Ref:     "v.user_pk",
 		}
-		m.sortMulti[key] = "FROM user_values v WHERE v.user_pk = u.pk AND v.attr = '" + va.name + "'"
+		sortCols := map[string]string{}
+		for sub, c := range cols {
+			if t, ok := a.Sub(sub); ok && t.Type == scim.TypeBinary {
+				continue // x509Certificates.value: base64 data has no useful order
+			}
+			sortCols[sub] = c
+		}
+		m.sortMulti[key] = multiSort{
+			from:  "FROM user_values v WHERE v.user_pk = u.pk AND v.attr = '" + va.name + "'",
+			order: "ORDER BY v.prim DESC, v.idx",
+			cols:  sortCols,
+		}
 	}
 	groups, _ := scim.UserSchema.Attr("groups")
-	m.multis[strings.ToLower(attrPath(scim.UserSchema, groups, nil).String())] = filter.MultiFrame{
+	key := strings.ToLower(attrPath(scim.UserSchema, groups, nil).String())
+	// A user's groups are listed in group creation order and have no primary.
+	m.sortMulti[key] = multiSort{
+		from:  "FROM group_members gm JOIN groups gg ON gg.pk = gm.group_pk WHERE gm.member_id = u.id",
+		order: "ORDER BY gg.pk",
+		cols:  map[string]string{"value": "gg.id", "display": "gg.display_name"},
+	}
+	m.multis[key] = filter.MultiFrame{
 		From: "group_members gm JOIN groups gg ON gg.pk = gm.group_pk",
 		Key:  "u.id",
 		Ref:  "gm.member_id",
@@ -167,7 +197,7 @@ func userMapping() *mapping {
 
 func groupMapping() *mapping {
 	rt := scim.GroupResourceType
-	m := &mapping{cols: map[string]string{}, multis: map[string]filter.MultiFrame{}, sortMulti: map[string]string{}}
+	m := &mapping{cols: map[string]string{}, multis: map[string]filter.MultiFrame{}, sortMulti: map[string]multiSort{}}
 	col := func(path, column string) {
 		p, ok := rt.ParsePath(path)
 		if !ok {
@@ -183,7 +213,22 @@ func groupMapping() *mapping {
 	col("displayName", "g.display_name")
 	col(scim.SchemaConnectGroup+":kind", "g.kind")
 	members, _ := scim.GroupSchema.Attr("members")
-	m.multis[strings.ToLower(attrPath(scim.GroupSchema, members, nil).String())] = filter.MultiFrame{
+	key := strings.ToLower(attrPath(scim.GroupSchema, members, nil).String())
+	// Members are listed by value and have no primary; display is computed as
+	// groupMembers computes it.
+	m.sortMulti[key] = multiSort{
+		from: `FROM group_members gm
+LEFT JOIN users mu ON gm.member_type = 'User' AND mu.id = gm.member_id
+LEFT JOIN groups mg ON gm.member_type = 'Group' AND mg.id = gm.member_id
+WHERE gm.group_pk = g.pk`,
+		order: "ORDER BY gm.member_id",
+		cols: map[string]string{
+			"value":   "gm.member_id",
+			"type":    "gm.member_type",
+			"display": "COALESCE(mu.display_name, mu.user_name, mg.display_name, '')",
+		},
+	}
+	m.multis[key] = filter.MultiFrame{
 		From: "group_members gm",
 		Key:  "g.pk",
 		Ref:  "gm.group_pk",

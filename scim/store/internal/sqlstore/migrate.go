@@ -181,6 +181,33 @@ var migrations = [][]string{
 			locked_until BIGINT NOT NULL
 		)`,
 	},
+	// Client systems (store.Clients) and what the per-bridge Changes feed needs
+	// from the journal: "via" is the group whose membership a member row
+	// reports, and for a deleted user the groups it was in (" g1 g2 "), so a
+	// scoped feed can tell who left a restrict audience without scanning.
+	4: {
+		`CREATE TABLE clients (
+			id TEXT PRIMARY KEY,
+			name TEXT NOT NULL,
+			url TEXT NOT NULL UNIQUE,
+			entity_id TEXT NOT NULL,
+			restrict_audience TEXT NOT NULL,
+			add_new_audiences INTEGER NOT NULL,
+			add_new_courses INTEGER NOT NULL,
+			comment TEXT NOT NULL,
+			scope_version BIGINT NOT NULL,
+			created BIGINT NOT NULL,
+			modified BIGINT NOT NULL
+		)`,
+		`CREATE UNIQUE INDEX clients_name ON clients (lower(name))`,
+		`CREATE TABLE client_groups (
+			client_id TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+			group_id TEXT NOT NULL,
+			idx INTEGER NOT NULL,
+			PRIMARY KEY (client_id, group_id)
+		)`,
+		`ALTER TABLE changes ADD COLUMN via TEXT`,
+	},
 }
 
 // SchemaVersion is the newest migration version this code knows.

@@ -73,7 +73,7 @@ func TestHotFiltersUseIndexes(t *testing.T) {
 		k, _ := s.sortKey(&spec, &store.Query{})
 		b := s.newBuilder()
 		b.w("EXPLAIN QUERY PLAN SELECT ", spec.cols, " FROM ", spec.table)
-		if err := s.where(b, &spec, e, k, nil); err != nil {
+		if err := s.where(b, &spec, e, nil, k, nil); err != nil {
 			t.Fatal(err)
 		}
 		b.w(k.orderBy("u", true), " LIMIT 10")

@@ -185,7 +185,7 @@ func (s *Store) CreateUser(ctx context.Context, u scim.User) (scim.User, error) 
 		if out, err = s.insertUser(ctx, tx, u, now); err != nil {
 			return err
 		}
-		return s.journal(ctx, tx, now, []jrow{{"User", out.ID, scim.ChangeUpsert, scim.ReasonCreated}})
+		return s.journal(ctx, tx, now, []jrow{{"User", out.ID, scim.ChangeUpsert, scim.ReasonCreated, ""}})
 	})
 	if err != nil {
 		return scim.User{}, err
@@ -217,7 +217,7 @@ func (s *Store) CreateUsers(ctx context.Context, us []scim.User) ([]scim.User, [
 				return fmt.Errorf("release savepoint: %w", err)
 			}
 			out[i] = u
-			jr = append(jr, jrow{"User", u.ID, scim.ChangeUpsert, scim.ReasonCreated})
+			jr = append(jr, jrow{"User", u.ID, scim.ChangeUpsert, scim.ReasonCreated, ""})
 		}
 		return s.journal(ctx, tx, now, jr)
 	})
@@ -276,7 +276,7 @@ func (s *Store) storeUser(ctx context.Context, tx *txn, l lockedUser, u *scim.Us
 	}
 	out := *u
 	out.Meta = &scim.Meta{ResourceType: "User", Created: fromMicro(l.created), LastModified: now, Version: scim.ETag(l.version + 1)}
-	groups, err := s.userGroups(ctx, tx, []string{u.ID})
+	groups, err := s.userGroups(ctx, tx, []string{u.ID}, nil)
 	if err != nil {
 		return scim.User{}, nil, err
 	}
@@ -285,7 +285,7 @@ func (s *Store) storeUser(ctx context.Context, tx *txn, l lockedUser, u *scim.Us
 	if l.active && !u.IsActive() {
 		reason = scim.ReasonSuspended
 	}
-	return out, []jrow{{"User", u.ID, scim.ChangeUpsert, reason}}, nil
+	return out, []jrow{{"User", u.ID, scim.ChangeUpsert, reason, ""}}, nil
 }
 
 // ReplaceUser implements store.Store.
@@ -327,7 +327,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, ifMatch int64, fn fun
 		}
 		u.ID = id
 		u.Meta = &scim.Meta{ResourceType: "User", Created: fromMicro(l.created), Version: scim.ETag(l.version)}
-		groups, err := s.userGroups(ctx, tx, []string{id})
+		groups, err := s.userGroups(ctx, tx, []string{id}, nil)
 		if err != nil {
 			return err
 		}
@@ -360,12 +360,17 @@ func (s *Store) DeleteUser(ctx context.Context, id string, ifMatch int64) error 
 			return err
 		}
 		now := s.now()
-		jr := []jrow{{"User", id, scim.ChangeRemove, scim.ReasonDeleted}}
 		more, err := s.dropMemberships(ctx, tx, id, now)
 		if err != nil {
 			return err
 		}
-		jr = append(jr, more...)
+		// The remove row names the groups the user was in, so a client-scoped
+		// Changes feed can tell whether the user was visible to it.
+		via := " "
+		for _, r := range more {
+			via += r.id + " "
+		}
+		jr := append([]jrow{{"User", id, scim.ChangeRemove, scim.ReasonDeleted, via}}, more...)
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM users WHERE pk = ?`), l.pk); err != nil {
 			return fmt.Errorf("delete user %s: %w", id, err)
 		}
@@ -399,18 +404,21 @@ func (s *Store) dropMemberships(ctx context.Context, tx *txn, memberID string, n
 		if err := tx.QueryRowContext(ctx, s.q(`UPDATE groups SET version = version + 1, modified = ? WHERE pk = ? RETURNING id`), now.UnixMicro(), pk).Scan(&gid); err != nil {
 			return nil, fmt.Errorf("touch group: %w", err)
 		}
-		jr = append(jr, jrow{"Group", gid, scim.ChangeUpsert, scim.ReasonMembers})
+		jr = append(jr, jrow{"Group", gid, scim.ChangeUpsert, scim.ReasonMembers, ""})
 	}
 	return jr, nil
 }
 
 // userGroups returns the direct groups of the users (by id), batched.
-func (s *Store) userGroups(ctx context.Context, q queryer, ids []string) (map[string][]scim.GroupRef, error) {
+// With a scope, only the client's synced groups are returned.
+func (s *Store) userGroups(ctx context.Context, q queryer, ids []string, sc *store.Scope) (map[string][]scim.GroupRef, error) {
 	out := map[string][]scim.GroupRef{}
 	err := chunks(len(ids), 500, func(lo, hi int) error {
 		b := s.newBuilder()
 		b.w(`SELECT gm.member_id, gg.id, gg.display_name FROM group_members gm JOIN groups gg ON gg.pk = gm.group_pk WHERE gm.member_id IN `).
-			in(ids[lo:hi]).w(` ORDER BY gg.pk`)
+			in(ids[lo:hi])
+		scopeGroupIDs(b, "gg.id", sc)
+		b.w(` ORDER BY gg.pk`)
 		rows, err := q.QueryContext(ctx, b.String(), b.args...)
 		if err != nil {
 			return fmt.Errorf("read user groups: %w", err)
