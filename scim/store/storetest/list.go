@@ -2,6 +2,9 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -61,6 +64,144 @@ func testSort(t *testing.T, s store.Store) {
 			if diff := cmp.Diff(tt.want, inOrder(p)); diff != "" {
 				t.Errorf("order (-want +got):\n%s", diff)
 			}
+		})
+	}
+}
+
+// testSortMultiValued sorts by multi-valued attributes without a primary
+// (RFC 7644 §3.4.2.3: the first value as listed) and refuses the ones whose
+// values have no meaningful order with ErrInvalid.
+func testSortMultiValued(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	alpha := createUser(t, s, scim.User{UserName: "alpha"})
+	bravo := createUser(t, s, scim.User{UserName: "bravo", DisplayName: "Aaron"})
+	charlie := createUser(t, s, scim.User{UserName: "charlie"})
+	createUser(t, s, scim.User{UserName: "delta"}) // in no group
+	// Created first, so listed first on bravo although "Zeta" sorts last.
+	zeta := createGroup(t, s, scim.Group{DisplayName: "Zeta", Members: []scim.Member{{Value: bravo.ID}}})
+	ga := createGroup(t, s, scim.Group{DisplayName: "alpha team", Members: []scim.Member{{Value: alpha.ID}, {Value: bravo.ID}, {Value: charlie.ID}}})
+	createGroup(t, s, scim.Group{DisplayName: "Mid", Members: []scim.Member{{Value: charlie.ID}}})
+	empty := createGroup(t, s, scim.Group{DisplayName: "Empty"})
+
+	got, err := s.GetUser(ctx, bravo.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Groups) != 2 || got.Groups[0].Value != zeta.ID {
+		t.Fatalf("bravo's groups %+v, want Zeta listed first", got.Groups)
+	}
+
+	// "groups" sorts by the value (id) of each user's first group.
+	firstGroup := map[string]string{"alpha": ga.ID, "bravo": zeta.ID, "charlie": ga.ID}
+	byGroupID := []string{"alpha", "bravo", "charlie"}
+	sort.SliceStable(byGroupID, func(i, j int) bool {
+		return strings.ToLower(firstGroup[byGroupID[i]]) < strings.ToLower(firstGroup[byGroupID[j]])
+	})
+	// Descending is the exact reverse (ties too), unassigned values still last.
+	byGroupIDDesc := slices.Clone(byGroupID)
+	slices.Reverse(byGroupIDDesc)
+	users := []struct {
+		name string
+		path string
+		desc bool
+		want []string
+	}{
+		{"groups by first group id", "groups", false, append(byGroupID, "delta")},
+		{"groups descending, none last", "groups", true, append(byGroupIDDesc, "delta")},
+		{"groups.value", "groups.value", false, append(slices.Clone(byGroupID), "delta")},
+		{"groups.display, ties in creation order", "groups.display", false, []string{"alpha", "charlie", "bravo", "delta"}},
+		{"groups.display descending", "groups.display", true, []string{"bravo", "charlie", "alpha", "delta"}},
+	}
+	for _, tt := range users {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := s.ListUsers(ctx, store.Query{Count: 10, SortBy: path(t, scim.UserResourceType, tt.path), Descending: tt.desc})
+			if err != nil {
+				t.Fatalf("ListUsers: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, inOrder(p)); diff != "" {
+				t.Errorf("order (-want +got):\n%s", diff)
+			}
+		})
+	}
+	t.Run("cursor paging by groups.display", func(t *testing.T) {
+		q := store.Query{Count: 1, UseCursor: true, SortBy: path(t, scim.UserResourceType, "groups.display")}
+		var order []string
+		for range 10 {
+			p, err := s.ListUsers(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			order = append(order, inOrder(p)...)
+			if p.NextCursor == "" {
+				break
+			}
+			q.Cursor = p.NextCursor
+		}
+		if diff := cmp.Diff([]string{"alpha", "charlie", "bravo", "delta"}, order); diff != "" {
+			t.Errorf("order (-want +got):\n%s", diff)
+		}
+	})
+
+	// Groups sort by their first member as listed (members are listed by value).
+	firstMember := func(ids ...string) string { return slices.Min(ids) }
+	groupFirst := map[string]string{
+		"Zeta":       firstMember(bravo.ID),
+		"alpha team": firstMember(alpha.ID, bravo.ID, charlie.ID),
+		"Mid":        firstMember(charlie.ID),
+	}
+	byMember := []string{"Zeta", "alpha team", "Mid"}
+	sort.SliceStable(byMember, func(i, j int) bool { return groupFirst[byMember[i]] < groupFirst[byMember[j]] })
+	display := map[string]string{alpha.ID: "alpha", bravo.ID: "aaron", charlie.ID: "charlie"}
+	byDisplay := []string{"Zeta", "alpha team", "Mid"}
+	sort.SliceStable(byDisplay, func(i, j int) bool {
+		return display[groupFirst[byDisplay[i]]] < display[groupFirst[byDisplay[j]]]
+	})
+	groups := []struct {
+		path string
+		want []string
+	}{
+		{"members", append(byMember, empty.DisplayName)},
+		{"members.value", append(slices.Clone(byMember), empty.DisplayName)},
+		{"members.display", append(byDisplay, empty.DisplayName)},
+		{"members.type", []string{"Zeta", "alpha team", "Mid", "Empty"}},
+	}
+	for _, tt := range groups {
+		t.Run("groups by "+tt.path, func(t *testing.T) {
+			p, err := s.ListGroups(ctx, store.Query{Count: 10, SortBy: path(t, scim.GroupResourceType, tt.path)})
+			if err != nil {
+				t.Fatalf("ListGroups: %v", err)
+			}
+			var names []string
+			for _, g := range p.Items {
+				names = append(names, g.DisplayName)
+			}
+			if diff := cmp.Diff(tt.want, names); diff != "" {
+				t.Errorf("order (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	refused := []struct {
+		rt   *scim.ResourceType
+		path string
+	}{
+		{scim.UserResourceType, "groups.$ref"},
+		{scim.UserResourceType, "groups.type"},
+		{scim.UserResourceType, "addresses"},
+		{scim.UserResourceType, "name"},
+		{scim.UserResourceType, "meta"},
+		{scim.GroupResourceType, "members.$ref"},
+	}
+	for _, tt := range refused {
+		t.Run("refuses "+tt.path, func(t *testing.T) {
+			q := store.Query{Count: 10, SortBy: path(t, tt.rt, tt.path)}
+			var err error
+			if tt.rt == scim.GroupResourceType {
+				_, err = s.ListGroups(ctx, q)
+			} else {
+				_, err = s.ListUsers(ctx, q)
+			}
+			wantErr(t, "sort by "+tt.path, err, store.ErrInvalid)
 		})
 	}
 }

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FilterGroups", testFilterGroups},
 		{"FilterRejected", testFilterRejected},
 		{"Sort", testSort},
+		{"SortMultiValued", testSortMultiValued},
 		{"IndexPaging", testIndexPaging},
 		{"CursorPaging", testCursorPaging},
 		{"MemberOps", testMemberOps},

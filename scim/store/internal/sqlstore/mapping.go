@@ -25,8 +25,8 @@ type multiSort struct {
 	from  string // FROM and the WHERE correlating the child rows with the resource
 	order string // ORDER BY putting the primary value, else the first as listed, first
 	// cols maps the lower-case sub-attributes that can be sorted by to their
-	// columns; a sub-attribute not here (a constant, a computed $ref, binary
-	// data) cannot be.
+	// columns; a sub-attribute not here (a constant type, a computed $ref)
+	// cannot be.
 	cols map[string]string
 }
 
@@ -160,17 +160,10 @@ func userMapping() *mapping {
 			Key:     "u.pk",
 			Ref:     "v.user_pk",
 		}
-		sortCols := map[string]string{}
-		for sub, c := range cols {
-			if t, ok := a.Sub(sub); ok && t.Type == scim.TypeBinary {
-				continue // x509Certificates.value: base64 data has no useful order
-			}
-			sortCols[sub] = c
-		}
 		m.sortMulti[key] = multiSort{
 			from:  "FROM user_values v WHERE v.user_pk = u.pk AND v.attr = '" + va.name + "'",
 			order: "ORDER BY v.prim DESC, v.idx",
-			cols:  sortCols,
+			cols:  cols,
 		}
 	}
 	groups, _ := scim.UserSchema.Attr("groups")
