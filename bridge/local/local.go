@@ -133,7 +133,7 @@ type Account struct {
 }
 
 // IsDeleted reports whether the account is soft-deleted.
-func (a *Account) IsDeleted() bool { return !a.Deleted.IsZero() }
+func (a Account) IsDeleted() bool { return !a.Deleted.IsZero() }
 
 // Fields is a set of Account fields, the mask of a write: an update writes exactly
 // the fields in its mask and keeps the stored values of the others (this is how
