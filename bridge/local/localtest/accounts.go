@@ -61,8 +61,8 @@ func testIdempotentPut(t *testing.T, d local.Directory) {
 	}
 	time.Sleep(20 * time.Millisecond) // a changed Modified would show
 	for _, p := range []local.Put{
-		{Account: c, Fields: local.SyncFields},         // by hub key
-		{Account: c}, // by hub key without a mask: an update needs one
+		{Account: c, Fields: local.SyncFields}, // by hub key
+		{Account: c},                           // by hub key without a mask: an update needs one
 		{Account: withID(c, first.Account.ID), Fields: local.SyncFields}, // by ID
 	} {
 		r := put(t, d, p)[0]
