@@ -52,6 +52,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"Batcher", testBatcher},
 		{"Stats", testStats},
+		{"Clients", testClients},
+		{"ClientScope", testClientScope},
+		{"JournalVia", testJournalVia},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
