@@ -59,6 +59,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Version is reported by the connect_hub_build_info metric.
 	Version string
+	// SAML configures the SAML identity provider and login page (saml.go).
+	SAML SAMLConfig
 }
 
 // Validate reports every problem of c at once (errors.Join), or nil.
@@ -89,6 +91,9 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must not be negative", d.name, d.v))
 		}
+	}
+	if err := c.SAML.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -33,6 +33,8 @@ type Server struct {
 	trimmed   prometheus.Counter
 	retention prometheus.Gauge
 	bgErrs    *prometheus.CounterVec
+
+	samlStore store.IdP // nil when the IdP is off
 }
 
 // New validates cfg, registers the hub's metrics on cfg.Registry and composes the
@@ -74,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("hub metrics: %w", err)
 		}
 	}
-	for _, task := range []string{"stats", "trim"} {
+	for _, task := range []string{"stats", "trim", "sessions"} {
 		s.bgErrs.WithLabelValues(task)
 	}
 
@@ -94,6 +96,9 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle(scimPrefix, scimHandler)
 	mux.Handle(server.DefaultPrefix, scimHandler)
+	if err := s.mountSAML(mux, c); err != nil {
+		return nil, err
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -152,6 +157,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.every(bgCtx, s.cfg.StatsInterval, s.refreshStats) })
 	wg.Go(func() { s.every(bgCtx, s.cfg.TrimInterval, s.trimJournal) })
+	wg.Go(func() { s.every(bgCtx, s.cfg.TrimInterval, s.cleanSessions) })
 	defer func() { stopBG(); wg.Wait() }()
 
 	s.log.Info("listening", "addr", ln.Addr().String(), "url", s.cfg.URL, "name", s.cfg.Name)

@@ -1,0 +1,278 @@
+package idp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/crewjam/saml"
+)
+
+// Cookie names (stable: test drivers keep cookies by name).
+const (
+	SessionCookie = "connect_hub_session"
+	CSRFCookie    = "connect_hub_csrf"
+)
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (p *IdP) cookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name: name, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// startSession creates a session for u (a fresh id: the old cookie, if any,
+// is ended, so a session id planted before login is useless) and sets its
+// cookie on w.
+func (p *IdP) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, u User) (Session, error) {
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		if err := p.cfg.Sessions.DeleteSession(ctx, hashSecret(c.Value)); err != nil {
+			p.requestLog(r).Warn("end previous session", "err", err)
+		}
+	}
+	secret := randomToken()
+	idx := make([]byte, 16)
+	_, _ = rand.Read(idx)
+	now := p.now()
+	s := Session{
+		Hash:    hashSecret(secret),
+		Index:   "_" + hex.EncodeToString(idx),
+		UserID:  u.ID,
+		Created: now,
+		Expires: now.Add(p.cfg.SessionLifetime),
+	}
+	if err := p.cfg.Sessions.CreateSession(ctx, s); err != nil {
+		return Session{}, fmt.Errorf("create session: %w", err)
+	}
+	http.SetCookie(w, p.cookie(SessionCookie, secret, int(p.cfg.SessionLifetime/time.Second)))
+	return s, nil
+}
+
+// currentSession returns the valid session of the request's cookie and its
+// user. ok is false when there is none (no cookie, unknown, expired). A
+// session whose user is gone is ended. A suspended user's session is ended
+// and reported with errSuspended.
+func (p *IdP) currentSession(ctx context.Context, r *http.Request) (Session, User, bool, error) {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" || len(c.Value) > 128 {
+		return Session{}, User{}, false, nil
+	}
+	s, err := p.cfg.Sessions.Session(ctx, hashSecret(c.Value))
+	if errors.Is(err, ErrNotFound) {
+		return Session{}, User{}, false, nil
+	}
+	if err != nil {
+		return Session{}, User{}, false, err
+	}
+	if !p.now().Before(s.Expires) {
+		return Session{}, User{}, false, nil
+	}
+	u, err := p.cfg.Users.UserByID(ctx, s.UserID)
+	if errors.Is(err, ErrNotFound) {
+		_ = p.cfg.Sessions.DeleteSession(ctx, s.Hash)
+		return Session{}, User{}, false, nil
+	}
+	if err != nil {
+		return Session{}, User{}, false, err
+	}
+	if !u.Active {
+		_ = p.cfg.Sessions.DeleteSession(ctx, s.Hash)
+		return Session{}, u, false, errSuspended
+	}
+	return s, u, true, nil
+}
+
+var errSuspended = errors.New("user is suspended")
+
+// freshLogin is a session just created by the login form, handed to the
+// resumed SAML request through the context (its cookie is only on the
+// response).
+type freshLogin struct {
+	s Session
+	u User
+}
+
+// samlSession is the crewjam session of s for u: the NameID, the attributes
+// and the session index. Attributes are built by the assertion maker from
+// the fields set here.
+func (p *IdP) samlSession(s Session, u User) *saml.Session {
+	return &saml.Session{
+		ID:             hex.EncodeToString(s.Hash),
+		CreateTime:     s.Created,
+		ExpireTime:     s.Expires,
+		Index:          s.Index,
+		NameID:         u.ID,
+		NameIDFormat:   string(saml.PersistentNameIDFormat),
+		UserName:       u.UserName,
+		UserEmail:      u.Email,
+		UserGivenName:  u.GivenName,
+		UserSurname:    u.FamilyName,
+		UserCommonName: u.DisplayName,
+		Groups:         u.Groups,
+	}
+}
+
+// sessionProvider implements crewjam's SessionProvider, SessionInvalidator
+// and SessionParticipantTracker over Sessions.
+type sessionProvider struct{ p *IdP }
+
+// GetSession returns the session of the login that just happened, or of the
+// cookie; otherwise it answers with the login page (or, for IsPassive, a
+// NoPassive error Response) and returns nil.
+func (sp *sessionProvider) GetSession(w http.ResponseWriter, r *http.Request, req *saml.IdpAuthnRequest) *saml.Session {
+	p := sp.p
+	ctx := r.Context()
+	if f, ok := ctx.Value(ctxFreshSession).(*freshLogin); ok {
+		return p.samlSession(f.s, f.u)
+	}
+	force := req.Request.ForceAuthn != nil && *req.Request.ForceAuthn
+	passive := req.Request.IsPassive != nil && *req.Request.IsPassive
+	s, u, ok, err := p.currentSession(ctx, r)
+	switch {
+	case errors.Is(err, errSuspended):
+		p.refuse(w, r, "suspended", http.StatusForbidden, "Account suspended", "Your account is suspended, so the hub cannot log you in to "+spName(req)+". Ask your administrator.")
+		return nil
+	case err != nil:
+		p.internalError(w, r, err)
+		return nil
+	case ok && !force:
+		return p.samlSession(s, u)
+	}
+	if passive {
+		if err := req.IDP.SendErrorResponse(w, req, &saml.StatusError{TopLevel: saml.StatusResponder, SecondLevel: saml.StatusNoPassive}); err != nil {
+			p.internalError(w, r, err)
+		}
+		p.m.responses.WithLabelValues("error").Inc()
+		return nil
+	}
+	p.renderLogin(w, r, http.StatusOK, pendingFrom(r, req), "")
+	return nil
+}
+
+func spName(req *saml.IdpAuthnRequest) string {
+	if req != nil && req.ServiceProviderMetadata != nil {
+		return req.ServiceProviderMetadata.EntityID
+	}
+	return "the application"
+}
+
+func (p *IdP) toSAML(s Session, userID string) *saml.Session {
+	return &saml.Session{ID: hex.EncodeToString(s.Hash), Index: s.Index, NameID: userID, NameIDFormat: string(saml.PersistentNameIDFormat), CreateTime: s.Created, ExpireTime: s.Expires}
+}
+
+// candidates are the sessions a logout may concern: the cookie's and, when
+// the LogoutRequest named a user, that user's.
+func (sp *sessionProvider) candidates(r *http.Request) ([]Session, error) {
+	p := sp.p
+	ctx := r.Context()
+	var out []Session
+	seen := map[string]bool{}
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" && len(c.Value) <= 128 {
+		s, err := p.cfg.Sessions.Session(ctx, hashSecret(c.Value))
+		if err == nil {
+			out = append(out, s)
+			seen[string(s.Hash)] = true
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	if uid, ok := ctx.Value(ctxLogoutUser).(string); ok && uid != "" {
+		ss, err := p.cfg.Sessions.SessionsOfUser(ctx, uid)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range ss {
+			if !seen[string(s.Hash)] {
+				out = append(out, s)
+				seen[string(s.Hash)] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// InvalidateSession ends the sessions a validated LogoutRequest names.
+func (sp *sessionProvider) InvalidateSession(w http.ResponseWriter, r *http.Request, req *saml.IdpLogoutRequest) error {
+	p := sp.p
+	cands, err := sp.candidates(r)
+	if err != nil {
+		return err
+	}
+	var cookieHash []byte
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		cookieHash = hashSecret(c.Value)
+	}
+	for _, s := range cands {
+		if !req.MatchesSession(p.toSAML(s, s.UserID)) {
+			continue
+		}
+		if err := p.cfg.Sessions.DeleteSession(r.Context(), s.Hash); err != nil {
+			return err
+		}
+		if cookieHash != nil && string(cookieHash) == string(s.Hash) {
+			http.SetCookie(w, p.cookie(SessionCookie, "", -1))
+		}
+	}
+	return nil
+}
+
+// AddSessionParticipant records the SP an assertion went to.
+func (sp *sessionProvider) AddSessionParticipant(r *http.Request, session *saml.Session, part saml.SessionParticipant) error {
+	hash, err := hex.DecodeString(session.ID)
+	if err != nil {
+		return fmt.Errorf("session id: %w", err)
+	}
+	return sp.p.cfg.Sessions.AddParticipant(r.Context(), hash, Participant{
+		ServiceProvider: part.ServiceProviderID,
+		NameID:          part.NameID.Value,
+		NameIDFormat:    part.NameID.Format,
+		NameQualifier:   part.NameID.NameQualifier,
+		SPNameQualifier: part.NameID.SPNameQualifier,
+		SessionIndex:    part.SessionIndex,
+	})
+}
+
+// SessionParticipants returns the participants of the candidate sessions
+// that match.
+func (sp *sessionProvider) SessionParticipants(r *http.Request, match func(*saml.Session) bool) ([]saml.SessionParticipant, error) {
+	p := sp.p
+	cands, err := sp.candidates(r)
+	if err != nil {
+		return nil, err
+	}
+	if id, ok := r.Context().Value(ctxLogoutSession).(Session); ok {
+		cands = append(cands, id)
+	}
+	var out []saml.SessionParticipant
+	for _, s := range cands {
+		if !match(p.toSAML(s, s.UserID)) {
+			continue
+		}
+		parts, err := p.cfg.Sessions.Participants(r.Context(), s.Hash)
+		if err != nil {
+			return nil, err
+		}
+		for _, pt := range parts {
+			out = append(out, saml.SessionParticipant{
+				ServiceProviderID: pt.ServiceProvider,
+				NameID: saml.NameID{
+					Value: pt.NameID, Format: pt.NameIDFormat,
+					NameQualifier: pt.NameQualifier, SPNameQualifier: pt.SPNameQualifier,
+				},
+				SessionIndex: pt.SessionIndex,
+			})
+		}
+	}
+	return out, nil
+}
