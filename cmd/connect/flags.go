@@ -51,12 +51,12 @@ func hubStoreFlags() []cli.Flag {
 
 // hubServeFlags are the flags of `hub serve` and `hub check-config`.
 func hubServeFlags() []cli.Flag {
-	return append(hubStoreFlags(),
+	return append(append(hubStoreFlags(),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagListen, Usage: "address to listen on (host:port; port 0 picks one)", Value: hub.DefaultListen, EnvVars: hubEnv(flagListen)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagURL, Usage: "public base URL of the hub (default: http://LISTEN when listening on loopback)", EnvVars: hubEnv(flagURL)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagName, Usage: "display name of the hub", Value: hub.DefaultName, EnvVars: hubEnv(flagName)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagRetention, Usage: "default change-journal retention (e.g. 7d, 72h); the hub setting journal-retention overrides it", Value: "7d", EnvVars: hubEnv(flagRetention)}),
-	)
+	), samlServeFlags()...)
 }
 
 // withConfigFile makes a command read its altsrc flags from --config before acting.
@@ -106,6 +106,7 @@ type serveSettings struct {
 	store, listen, url, name string
 	retention                time.Duration
 	log                      *slog.Logger
+	saml                     hub.SAMLConfig
 }
 
 // loadServeSettings reads and checks every serve flag, reporting all problems at
@@ -129,6 +130,9 @@ func loadServeSettings(c *cli.Context) (serveSettings, error) {
 	if s.url == "" && isLoopback(s.listen) {
 		s.url = "http://" + s.listen
 	}
+	var samlErrs []error
+	s.saml, samlErrs = loadSAMLSettings(c)
+	errs = append(errs, samlErrs...)
 	// The hub's own checks (listen, url, …) too, so that every problem shows at
 	// once; the store is opened later.
 	if err := s.hubConfig(nil).Validate(); err != nil {
@@ -152,6 +156,7 @@ func (s serveSettings) hubConfig(st store.Store) hub.Config {
 		Registry:         prometheus.NewRegistry(),
 		JournalRetention: s.retention,
 		Version:          version,
+		SAML:             s.saml,
 	}
 }
 

@@ -85,8 +85,11 @@ func hubCommand() *cli.Command {
 						Flags:     hubStoreFlags(),
 						Action:    hubUsersSetPassword,
 					}),
+					hubUsersUnlockCommand(),
 				},
 			},
+			hubSPsCommand(),
+			hubKeysCommand(),
 			{
 				Name:  "settings",
 				Usage: "hub settings (" + settingKeys() + ")",

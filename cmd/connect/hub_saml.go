@@ -1,0 +1,239 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/connectsso/connect/saml/idp"
+	"github.com/connectsso/connect/scim/hub"
+	"github.com/connectsso/connect/scim/store"
+)
+
+// SAML flag names of `hub serve` (env CONNECT_HUB_SAML_KEY, …).
+const (
+	flagSAMLKey     = "saml-key"
+	flagSAMLCert    = "saml-cert"
+	flagSAMLSigning = "saml-signing"
+)
+
+func samlServeFlags() []cli.Flag {
+	return []cli.Flag{
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagSAMLKey, Usage: "PEM private key the SAML IdP signs with (default: keys kept in the store, generated at first start)", EnvVars: hubEnv(flagSAMLKey), TakesFile: true}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagSAMLCert, Usage: "PEM certificate of --saml-key", EnvVars: hubEnv(flagSAMLCert), TakesFile: true}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagSAMLSigning, Usage: "algorithm of a generated SAML signing key: rsa (RSA-2048, RSA-SHA256) or ecdsa (P-256)", Value: "rsa", EnvVars: hubEnv(flagSAMLSigning)}),
+	}
+}
+
+// loadSAMLSettings reads the SAML flags (and key files).
+func loadSAMLSettings(c *cli.Context) (hub.SAMLConfig, []error) {
+	var errs []error
+	cfg := hub.SAMLConfig{Algorithm: c.String(flagSAMLSigning)}
+	if _, err := idp.NormalizeAlgorithm(cfg.Algorithm); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", flagSAMLSigning, err))
+	}
+	keyPath, certPath := c.String(flagSAMLKey), c.String(flagSAMLCert)
+	if (keyPath == "") != (certPath == "") {
+		errs = append(errs, fmt.Errorf("--%s and --%s must be given together", flagSAMLKey, flagSAMLCert))
+		return cfg, errs
+	}
+	if keyPath != "" {
+		var err error
+		if cfg.KeyPEM, err = os.ReadFile(keyPath); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", flagSAMLKey, err))
+		}
+		if cfg.CertPEM, err = os.ReadFile(certPath); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", flagSAMLCert, err))
+		}
+	}
+	return cfg, errs
+}
+
+func hubSPsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "sps",
+		Usage: "SAML service providers the hub logs users in to",
+		Subcommands: []*cli.Command{
+			withConfigFile(&cli.Command{
+				Name:  "add",
+				Usage: "register an SP from its metadata; prints the entity ID",
+				Flags: append(hubStoreFlags(),
+					&cli.StringFlag{Name: "metadata", Usage: "metadata file or http(s) URL", Required: true},
+					&cli.BoolFlag{Name: "replace", Usage: "replace the metadata of an SP already registered"}),
+				Action: hubSPsAdd,
+			}),
+			withConfigFile(&cli.Command{
+				Name:   "list",
+				Usage:  "list registered SPs",
+				Flags:  hubStoreFlags(),
+				Action: hubSPsList,
+			}),
+			withConfigFile(&cli.Command{
+				Name:      "remove",
+				Usage:     "unregister an SP",
+				ArgsUsage: "ENTITY_ID",
+				Flags:     hubStoreFlags(),
+				Action:    hubSPsRemove,
+			}),
+		},
+	}
+}
+
+func hubSPsAdd(c *cli.Context) error {
+	st, err := adminStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	client := &http.Client{Timeout: 30 * time.Second}
+	id, err := hub.AddServiceProvider(c.Context, st, actor(), c.String("metadata"), client, c.Bool("replace"))
+	if err != nil {
+		return fmt.Errorf("sps add: %w", err)
+	}
+	_, err = fmt.Fprintln(c.App.Writer, id)
+	return err
+}
+
+func hubSPsList(c *cli.Context) error {
+	st, err := adminStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sps, err := hub.ListServiceProviders(c.Context, st)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENTITY ID\tSOURCE\tCLIENT\tMODIFIED")
+	for _, sp := range sps {
+		client := sp.ClientID
+		if client == "" {
+			client = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", sp.EntityID, sp.Source, client, sp.Modified.UTC().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+func hubSPsRemove(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return errors.New("sps remove: give one ENTITY_ID")
+	}
+	st, err := adminStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	err = hub.RemoveServiceProvider(c.Context, st, actor(), c.Args().First())
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("sps remove: no SP %q", c.Args().First())
+	}
+	return err
+}
+
+func hubUsersUnlockCommand() *cli.Command {
+	return withConfigFile(&cli.Command{
+		Name:      "unlock",
+		Usage:     "clear a user's failed-login lockout",
+		ArgsUsage: "USERNAME",
+		Flags:     hubStoreFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return errors.New("users unlock: give one USERNAME")
+			}
+			st, err := adminStore(c)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			err = hub.UnlockUser(c.Context, st, actor(), c.Args().First())
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("users unlock: no user %q", c.Args().First())
+			}
+			return err
+		},
+	})
+}
+
+func hubKeysCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "keys",
+		Usage: "SAML signing keys",
+		Subcommands: []*cli.Command{
+			withConfigFile(&cli.Command{
+				Name:  "rotate",
+				Usage: "publish a new signing key now; it starts signing after --overlap",
+				Flags: append(hubStoreFlags(),
+					&cli.StringFlag{Name: "overlap", Usage: "how long the new key is only published (e.g. 48h, 2d)", Value: "48h"},
+					&cli.StringFlag{Name: "algorithm", Usage: "rsa or ecdsa", Value: "rsa"},
+					&cli.StringFlag{Name: flagURL, Usage: "hub public URL (names the certificate)", EnvVars: hubEnv(flagURL)}),
+				Action: hubKeysRotate,
+			}),
+			withConfigFile(&cli.Command{
+				Name:   "list",
+				Usage:  "list signing keys and when each signs",
+				Flags:  hubStoreFlags(),
+				Action: hubKeysList,
+			}),
+		},
+	}
+}
+
+func hubKeysRotate(c *cli.Context) error {
+	overlap, err := hub.ParseDuration(c.String("overlap"))
+	if err != nil {
+		return fmt.Errorf("keys rotate: --overlap: %w", err)
+	}
+	alg, err := idp.NormalizeAlgorithm(c.String("algorithm"))
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
+	st, err := adminStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	k, err := hub.RotateSigningKey(c.Context, st, actor(), c.String(flagURL), alg, overlap, time.Now())
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
+	fmt.Fprintf(c.App.Writer, "key %s (%s) is published now and signs from %s\n", k.ID, k.Algorithm, k.ActiveFrom.UTC().Format(time.RFC3339))
+	return nil
+}
+
+func hubKeysList(c *cli.Context) error {
+	st, err := adminStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	keys, err := hub.SigningKeys(c.Context, st)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tALGORITHM\tSIGNS FROM\tSTATE")
+	for i, k := range keys {
+		from := "first start"
+		if !k.ActiveFrom.IsZero() {
+			from = k.ActiveFrom.UTC().Format(time.RFC3339)
+		}
+		state := "retired"
+		switch {
+		case k.ActiveFrom.After(now):
+			state = "next (published)"
+		case i == len(keys)-1 || keys[i+1].ActiveFrom.After(now):
+			state = "signing"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, from, state)
+	}
+	return tw.Flush()
+}
