@@ -65,10 +65,6 @@ func requestIDFrom(r *http.Request) string {
 var (
 	errUnauthorized = &scim.Error{Status: http.StatusUnauthorized, Detail: "a valid bearer token is required"}
 	errReadOnly     = &scim.Error{Status: http.StatusForbidden, Detail: "this token is read-only"}
-	// Client-scoped (bridge) tokens are refused until the per-bridge scope exists:
-	// failing closed is the only safe default for a token that must never read
-	// outside its scope (DESIGN.md §4).
-	errScoped = &scim.Error{Status: http.StatusForbidden, Detail: "client-scoped tokens are not accepted on this endpoint"}
 )
 
 // authenticate resolves the bearer token. The store looks tokens up by the

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,15 +60,20 @@ func (h *handler) changes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := scim.ListResponse{Schemas: []string{scim.SchemaListResponse}, Resources: []any{}}
+	sc := scopeFrom(ctx)
 	cursor := strings.TrimSpace(q.Get("cursor"))
 	if cursor == "" {
-		resp.NextCursor = strconv.FormatInt(head, 10)
+		resp.NextCursor = scopedCursor(sc, head)
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
-	after, err := strconv.ParseInt(cursor, 10, 64)
-	if err != nil || after < 0 {
-		h.writeError(w, r, errBadCursor)
+	after, expired, err := parseCursor(sc, cursor)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if expired {
+		h.writeError(w, r, fmt.Errorf("the client's scope changed: %w", store.ErrExpiredCursor))
 		return
 	}
 	if after > head {
@@ -78,13 +84,24 @@ func (h *handler) changes(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var entries []store.JournalEntry
+	next := after
 	deadline := time.Now().Add(wait)
 	for {
 		if count > 0 {
-			entries, err = h.cfg.Store.Journal(ctx, after, count)
+			entries, err = h.cfg.Store.Journal(ctx, next, count)
 			if err != nil {
 				h.writeError(w, r, err)
 				return
+			}
+			if len(entries) > 0 {
+				next = entries[len(entries)-1].Seq
+			}
+			if sc != nil && len(entries) > 0 {
+				// A page the scope empties still moves the cursor on.
+				if entries, err = h.scopeEntries(ctx, sc, entries); err != nil {
+					h.writeError(w, r, err)
+					return
+				}
 			}
 		}
 		if len(entries) > 0 || wait == 0 || !time.Now().Before(deadline) || count == 0 {
@@ -100,7 +117,6 @@ func (h *handler) changes(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	next := after
 	cache := map[string]any{}
 	hashes := false
 	if len(entries) > 0 {
@@ -125,11 +141,10 @@ func (h *handler) changes(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		resp.Resources = append(resp.Resources, changeRecord{Schemas: []string{scim.SchemaChange}, Change: c})
-		next = e.Seq
 	}
 	resp.TotalResults = len(resp.Resources)
 	resp.ItemsPerPage = len(resp.Resources)
-	resp.NextCursor = strconv.FormatInt(next, 10)
+	resp.NextCursor = scopedCursor(sc, next)
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -151,7 +166,7 @@ func (h *handler) changeResource(ctx context.Context, cache map[string]any, e st
 	switch e.ResourceType {
 	case "User":
 		var u scim.User
-		if u, err = h.cfg.Store.GetUser(ctx, e.ID); err == nil {
+		if u, err = h.getUser(ctx, e.ID); err == nil {
 			p := projection{}
 			if hashes {
 				// The feed carries hashes whenever the caller may read them
@@ -163,7 +178,7 @@ func (h *handler) changeResource(ctx context.Context, cache map[string]any, e st
 		}
 	case "Group":
 		var g scim.Group
-		if g, err = h.cfg.Store.GetGroup(ctx, e.ID, false); err == nil {
+		if g, err = h.getGroup(ctx, e.ID, false); err == nil {
 			h.prepareGroup(&g, projection{excluded: []attrRef{{attr: "members"}}})
 			v = &g
 		}

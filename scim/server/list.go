@@ -271,6 +271,9 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request, rt *resourceType,
 		}
 	}
 	q, err := h.query(rt.rt, p, hashes)
+	if err == nil {
+		err = scopeQuery(r.Context(), &q)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return

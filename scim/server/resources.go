@@ -17,11 +17,11 @@ var (
 	errNoMatch       = &scim.Error{Status: http.StatusPreconditionFailed, Detail: "If-Match does not match the current version"}
 )
 
-// mayReadHashes reports whether the caller may see connect passwordHash: admin
-// tokens, and only while the hub setting sync-password-hashes is "true".
+// mayReadHashes reports whether the caller may see connect passwordHash: only
+// while the hub setting sync-password-hashes is "true" (DESIGN.md §3); then
+// bridges receive them to let connect accounts log in while the hub is down.
 func (h *handler) mayReadHashes(ctx context.Context) (bool, error) {
-	tok, ok := TokenFrom(ctx)
-	if !ok || tok.ClientID != "" {
+	if _, ok := TokenFrom(ctx); !ok {
 		return false, nil
 	}
 	v, err := h.cfg.Store.Setting(ctx, SettingSyncPasswordHashes)
@@ -293,7 +293,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, rt *resourceType, 
 		return
 	}
 	if rt.rt == scim.UserResourceType {
-		u, err := h.cfg.Store.GetUser(ctx, id)
+		u, err := h.getUser(ctx, id)
 		if err != nil {
 			h.writeError(w, r, err)
 			return
@@ -306,7 +306,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, rt *resourceType, 
 		h.respond(w, r, rt, &u, u.Meta, http.StatusOK, p)
 		return
 	}
-	g, err := h.cfg.Store.GetGroup(ctx, id, p.wantsMembers())
+	g, err := h.getGroup(ctx, id, p.wantsMembers())
 	if err != nil {
 		h.writeError(w, r, err)
 		return

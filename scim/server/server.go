@@ -107,15 +107,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	if tok.ClientID != "" {
-		h.writeError(w, r, errScoped)
-		return
-	}
 	if tok.ReadOnly && isWrite(r, r.URL.Path) {
 		h.writeError(w, r, errReadOnly)
 		return
 	}
-	r = r.WithContext(WithToken(r.Context(), tok))
+	ctx = WithToken(r.Context(), tok)
+	if tok.ClientID != "" {
+		if isWrite(r, r.URL.Path) {
+			// Bridge tokens are read-only whatever their flag says.
+			h.writeError(w, r, errReadOnly)
+			return
+		}
+		sc, err := h.scopeOf(ctx, tok)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		ctx = withScope(ctx, sc)
+	}
+	r = r.WithContext(ctx)
 
 	// Bounded bodies (elimity gap: it reads bodies whole, unbounded). A declared
 	// length over the limit is refused before anything is read.
