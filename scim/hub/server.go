@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/connectsso/connect/scim"
+	"github.com/connectsso/connect/scim/filter"
 	"github.com/connectsso/connect/scim/password"
 	"github.com/connectsso/connect/scim/server"
 	"github.com/connectsso/connect/scim/store"
@@ -149,7 +153,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -162,7 +166,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	s.log.Info("listening", "addr", ln.Addr().String(), "url", s.cfg.URL, "name", s.cfg.Name)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(oversizeListener{ln}) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("hub serve: %w", err)
@@ -244,4 +248,64 @@ func (s *Server) trimJournal(ctx context.Context) {
 	if n > 0 {
 		s.log.Info("trimmed journal", "deleted", n, "before", before.UTC().Format(time.RFC3339))
 	}
+}
+
+// maxHeaderBytes bounds a request's line and headers. A SCIM client may put a
+// long filter in the URL (a 10,000-clause filter is ~300 KB encoded): up to this
+// size the request reaches the SCIM layer, which refuses an overlong filter
+// with its own 400 invalidFilter (filter.Limits) and touches nothing. Beyond
+// it, oversizeConn answers. Either way a request pins at most a few times this
+// much memory while it is read (net/http reads the header in one piece).
+const maxHeaderBytes = 1 << 20
+
+// oversizeResponse is what a client gets for a request line and headers longer
+// than maxHeaderBytes: a SCIM error (RFC 7644 §3.12) instead of net/http's
+// plain-text 431. A URL is the only part of a SCIM request that grows that
+// long, and what makes it grow is a filter, hence invalidFilter.
+var oversizeResponse = func() []byte {
+	body, _ := json.Marshal((&scim.Error{
+		Status:   http.StatusBadRequest,
+		ScimType: scim.ErrTypeInvalidFilter,
+		Detail:   fmt.Sprintf("the request line and headers exceed %d bytes; send a long filter with POST .search (filters are limited to %d bytes)", maxHeaderBytes, filter.DefaultMaxLength),
+	}).Response())
+	return fmt.Appendf(nil, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/scim+json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+}()
+
+// canned431 starts the response net/http writes, directly to the connection and
+// in one Write, when a request's header exceeds MaxHeaderBytes. No handler of
+// the hub answers 431.
+var canned431 = []byte("HTTP/1.1 431 ")
+
+// oversizeListener hands out oversizeConns.
+type oversizeListener struct{ net.Listener }
+
+func (l oversizeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &oversizeConn{c}, nil
+}
+
+// oversizeConn replaces net/http's canned 431 with oversizeResponse. net/http
+// offers no hook for that response: it is written before any handler runs.
+type oversizeConn struct{ net.Conn }
+
+func (c *oversizeConn) Write(p []byte) (int, error) {
+	if bytes.HasPrefix(p, canned431) {
+		if _, err := c.Conn.Write(oversizeResponse); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// CloseWrite keeps net/http's half-close before it drops a refused connection
+// (so that the client reads the answer rather than a reset).
+func (c *oversizeConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
