@@ -54,6 +54,9 @@ class LassoSP:
         with os.fdopen(fd, "w") as f:
             f.write(self.md)
         self.server = lasso.Server(self.md_path, cfg["key"], None, cfg["cert"])
+        # lasso signs with RSA-SHA1 unless told otherwise; SAML IdPs that
+        # follow current guidance (the hub among them) refuse SHA-1.
+        self.server.signatureMethod = lasso.SIGNATURE_METHOD_RSA_SHA256
         self.server.addProvider(lasso.PROVIDER_ROLE_IDP, cfg["idpMetadata"])
         self.idp = list(self.server.providerIds)[0]
 

@@ -1,0 +1,159 @@
+package samlinterop
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/connectsso/connect/internal/testenv"
+)
+
+const apacheModules = "/usr/lib/apache2/modules"
+
+// mellonSP is a running Apache httpd with mod_auth_mellon.
+type mellonSP struct {
+	Base, EntityID string
+	Metadata       string // path of its SP metadata
+	dir            string
+}
+
+// startMellon runs apache2 in a directory of its own on a free loopback port,
+// protecting /protected/ with mod_auth_mellon against provider.
+func startMellon(tb testing.TB, provider idp) *mellonSP {
+	tb.Helper()
+	apache := testenv.Binary(tb, "apache2")
+	if _, err := os.Stat(filepath.Join(apacheModules, "mod_auth_mellon.so")); err != nil {
+		testenv.Missing(tb, "mod_auth_mellon (Debian libapache2-mod-auth-mellon)")
+	}
+	// Its own directory, readable by the workers when they run as nobody.
+	dir, err := os.MkdirTemp("", "samlinterop-mellon-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	for _, d := range []string{dir, filepath.Join(dir, "htdocs", "protected"), filepath.Join(dir, "run")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	port := freePort(tb)
+	m := &mellonSP{Base: fmt.Sprintf("http://localhost:%d", port), dir: dir}
+	m.EntityID = m.Base + "/mellon/metadata"
+	keys := newKeyPair(tb, dir, "sp")
+	vars := map[string]any{
+		"Dir": dir, "Port": port, "Modules": apacheModules, "EntityID": m.EntityID, "Base": m.Base,
+		"Cert": base64.StdEncoding.EncodeToString(keys.Cert.Raw),
+	}
+	if os.Geteuid() == 0 {
+		vars["User"], vars["Group"] = "nobody", "nogroup"
+		if _, err := user.LookupGroup("nogroup"); err != nil {
+			vars["Group"] = "nobody"
+		}
+	}
+	render := func(tmpl, out string) string {
+		t, err := template.ParseFiles(filepath.Join("testdata", "mellon", tmpl))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := t.Execute(&buf, vars); err != nil {
+			tb.Fatal(err)
+		}
+		return writeFile(tb, dir, out, buf.Bytes())
+	}
+	conf := render("httpd.conf.tmpl", "httpd.conf")
+	m.Metadata = render("sp-metadata.xml.tmpl", "sp-metadata.xml")
+	writeFile(tb, dir, "idp-metadata.xml", fetch(tb, provider.MetadataURL()))
+	page, err := os.ReadFile(filepath.Join("testdata", "mellon", "whoami.shtml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	writeFile(tb, filepath.Join(dir, "htdocs", "protected"), "whoami.shtml", page)
+	if out, err := exec.Command(apache, "-t", "-f", conf).CombinedOutput(); err != nil {
+		tb.Fatalf("apache2 -t: %v\n%s", err, out)
+	}
+	logs := startProcess(tb, "apache2", exec.Command(apache, "-f", conf, "-DFOREGROUND"))
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			for _, f := range []string{"error.log", "access.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				tb.Logf("apache2 %s:\n%s", f, b)
+			}
+		}
+	})
+	// mod_auth_mellon serves its own metadata once it has loaded the keys and
+	// the IdP metadata.
+	waitHTTP(tb, m.EntityID, 15*time.Second, func() string {
+		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return logs.String() + string(b)
+	})
+	return m
+}
+
+// pageVars reads the KEY=VALUE lines of the protected page.
+func pageVars(body string) map[string]string {
+	out := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok && !strings.ContainsAny(k, " <>") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// mellonLogin registers an Apache + mod_auth_mellon SP with provider and logs
+// in at its protected page, returning the page's variables.
+func mellonLogin(tb testing.TB, provider idp, user, password string) (map[string]string, *page) {
+	tb.Helper()
+	m := startMellon(tb, provider)
+	if got := provider.AddSP(tb, m.Metadata); got != m.EntityID {
+		tb.Errorf("sps add printed %q, want %q", got, m.EntityID)
+	}
+	protected := m.Base + "/protected/whoami.shtml"
+	_, final := ssoLogin(tb, newBrowser(tb), protected, user, password)
+	if final.Status != 200 || final.URL.String() != protected {
+		tb.Fatalf("after the SAML POST to mod_auth_mellon, want 200 at %s; got %s", protected, final)
+	}
+	return pageVars(final.Body), final
+}
+
+// TestMellon: a complete browser login through Apache httpd with
+// mod_auth_mellon: the protected page redirects to the hub, the hub's login
+// form is filled in and posted, the SAML response goes back to mellon's ACS,
+// and the protected page shows the user mellon read from the assertion.
+func TestMellon(t *testing.T) {
+	h := startHub(t)
+	u := h.createUser(t, ada())
+	vars, final := mellonLogin(t, h, u.UserName, u.Password)
+	want := map[string]string{
+		"REMOTE_USER":        u.ID,
+		"MELLON_NAME_ID":     u.ID,
+		"MELLON_userName":    u.UserName,
+		"MELLON_email":       u.Email,
+		"MELLON_givenName":   u.GivenName,
+		"MELLON_sn":          u.FamilyName,
+		"MELLON_displayName": u.DisplayName,
+		"MELLON_groups":      u.Audience,
+	}
+	for k, v := range want {
+		if vars[k] != v {
+			t.Errorf("protected page: %s = %q, want %q", k, vars[k], v)
+		}
+	}
+	if t.Failed() {
+		t.Logf("protected page: %s", final)
+	}
+}
