@@ -45,6 +45,9 @@ var layers = []struct {
 	{"scim/server/**", 5},
 	{"saml/**", 5},
 	{"scim/hub", 6},
+	{"bridge/state", 1},
+	{"bridge/state/statetest", 3},
+	{"bridge/state/*", 4}, // backends
 	{"bridge/local", 2},
 	{"bridge/local/internal/**", 3},
 	{"bridge/local/localtest", 3},
