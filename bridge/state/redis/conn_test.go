@@ -237,7 +237,7 @@ func TestLostReplies(t *testing.T) {
 // once Redis is back, with nothing lost.
 func TestConnectionLoss(t *testing.T) {
 	p := startProxy(t)
-	s, _ := newState(t, &goredis.Options{Addr: p.addr, MaxRetries: 1, DialTimeout: 200 * time.Millisecond,
+	s, _ := newState(t, &goredis.Options{Addr: p.addr, MaxRetries: 1, DialTimeout: 200 * time.Millisecond, DialerRetries: 1, DialerRetryTimeout: time.Millisecond,
 		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond})
 	ctx := testenv.Context(t, 30*time.Second)
 	const hub = "hub-1"
