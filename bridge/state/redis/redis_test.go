@@ -291,3 +291,45 @@ func BenchmarkApplyPage(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/page, "µs/user")
 }
+
+func TestOpen(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	prefix := testenv.Name(t)
+	t.Cleanup(func() { cleanup(t, prefix) })
+	s, err := redisstate.Open(ctx, "redis://"+addr+"/0", redisstate.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := s.MarkReady(ctx, "h", state.Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, url string
+		cfg       redisstate.Config
+		want      error
+	}{
+		{"not a redis URL", "http://" + addr, redisstate.Config{}, state.ErrInvalid},
+		{"bad prefix", "redis://" + addr, redisstate.Config{Prefix: "a{b}"}, state.ErrInvalid},
+		{"nobody listening", "redis://127.0.0.1:1/0", redisstate.Config{}, state.ErrUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			s, err := redisstate.Open(ctx, tt.url, tt.cfg)
+			if !errors.Is(err, tt.want) {
+				if s != nil {
+					s.Close()
+				}
+				t.Fatalf("Open(%s) = %v, want %v", tt.url, err, tt.want)
+			}
+		})
+	}
+	if _, err := redisstate.New(redisstate.Config{}); !errors.Is(err, state.ErrInvalid) {
+		t.Fatalf("New without a client: %v, want ErrInvalid", err)
+	}
+}
