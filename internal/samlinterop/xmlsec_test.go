@@ -14,10 +14,11 @@ import (
 )
 
 const (
-	nsProtocol   = "urn:oasis:names:tc:SAML:2.0:protocol"
-	nsAssertion  = "urn:oasis:names:tc:SAML:2.0:assertion"
-	algRSASHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-	algSHA256    = "http://www.w3.org/2001/04/xmlenc#sha256"
+	nsProtocol     = "urn:oasis:names:tc:SAML:2.0:protocol"
+	nsAssertion    = "urn:oasis:names:tc:SAML:2.0:assertion"
+	algRSASHA256   = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+	algECDSASHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+	algSHA256      = "http://www.w3.org/2001/04/xmlenc#sha256"
 )
 
 // xpathSignature selects the enveloped signature of the Response (parent
@@ -46,9 +47,9 @@ func xmlsecVerify(tb testing.TB, xmlsec, dir, certPEM string, doc []byte, parent
 }
 
 // checkSignatureShape checks what xmlsec1 does not: the signature sits in the
-// element it signs, references that element's ID, and uses RSA-SHA256 with a
-// SHA-256 digest.
-func checkSignatureShape(tb testing.TB, el *etree.Element, what string) {
+// element it signs, references that element's ID, and uses the algorithm alg
+// with a SHA-256 digest.
+func checkSignatureShape(tb testing.TB, el *etree.Element, what, alg string) {
 	tb.Helper()
 	sig := el.SelectElement("Signature")
 	if sig == nil {
@@ -59,8 +60,20 @@ func checkSignatureShape(tb testing.TB, el *etree.Element, what string) {
 	if ref == nil || ref.SelectAttrValue("URI", "") != "#"+el.SelectAttrValue("ID", "\x00") {
 		tb.Errorf("%s: signature Reference does not point at the element's own ID %q", what, el.SelectAttrValue("ID", ""))
 	}
-	if m := sig.FindElement("./SignedInfo/SignatureMethod"); m == nil || m.SelectAttrValue("Algorithm", "") != algRSASHA256 {
-		tb.Errorf("%s: SignatureMethod is not RSA-SHA256", what)
+	if m := sig.FindElement("./SignedInfo/SignatureMethod"); m == nil || m.SelectAttrValue("Algorithm", "") != alg {
+		tb.Errorf("%s: SignatureMethod is not %s", what, alg)
+	}
+	if alg == algECDSASHA256 {
+		// XML-DSig 1.1 §6.4.3: r and s, each as long as the curve order
+		// (32 bytes for P-256), concatenated; not ASN.1 DER (70–72 bytes).
+		var text string
+		if v := sig.SelectElement("SignatureValue"); v != nil {
+			text = v.Text()
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(text), ""))
+		if err != nil || len(raw) != 64 {
+			tb.Errorf("%s: ECDSA P-256 SignatureValue is %d bytes, want 64 (r || s); DER-encoded?", what, len(raw))
+		}
 	}
 	if d := sig.FindElement("./SignedInfo/Reference/DigestMethod"); d == nil || d.SelectAttrValue("Algorithm", "") != algSHA256 {
 		tb.Errorf("%s: DigestMethod is not SHA-256", what)
@@ -75,12 +88,12 @@ func TestXmlsec1(t *testing.T) {
 	xmlsec := testenv.Binary(t, "xmlsec1")
 	h := startHub(t)
 	u := h.createUser(t, ada())
-	verifyWithXmlsec1(t, xmlsec, h, u.UserName, u.Password)
+	verifyWithXmlsec1(t, xmlsec, h, algRSASHA256, u.UserName, u.Password)
 }
 
 // verifyWithXmlsec1 logs in through a gosaml2 SP registered with provider and
-// checks the response's two signatures with xmlsec1.
-func verifyWithXmlsec1(t *testing.T, xmlsec string, provider idp, user, password string) {
+// checks the response's two signatures (made with alg) with xmlsec1.
+func verifyWithXmlsec1(t *testing.T, xmlsec string, provider idp, alg, user, password string) {
 	_, certs := parseIdPMetadata(t, fetch(t, provider.MetadataURL()))
 	dir := t.TempDir()
 	samlResponse, res := goSPLogin(t, provider, false, user, password)
@@ -100,8 +113,8 @@ func verifyWithXmlsec1(t *testing.T, xmlsec string, provider idp, user, password
 	if resp == nil || resp.Tag != "Response" || assertion == nil {
 		t.Fatalf("not a Response with an Assertion:\n%s", raw)
 	}
-	checkSignatureShape(t, resp, "Response")
-	checkSignatureShape(t, assertion, "Assertion")
+	checkSignatureShape(t, resp, "Response", alg)
+	checkSignatureShape(t, assertion, "Assertion", alg)
 
 	nameID := assertion.FindElement("./Subject/NameID")
 	if nameID == nil {
@@ -132,4 +145,24 @@ func verifyWithXmlsec1(t *testing.T, xmlsec string, provider idp, user, password
 				parent, strings.Join(outs, "\n"), raw)
 		}
 	}
+}
+
+// TestECDSA: with `--saml-signing ecdsa` (a P-256 key), the hub's signatures
+// verify in xmlsec1 and in python3-onelogin-saml2 (strict), which read an
+// ECDSA SignatureValue as XML-DSig 1.1 §6.4.3 (RFC 4050) defines it: the
+// 64-byte concatenation r || s, not an ASN.1 DER sequence.
+func TestECDSA(t *testing.T) {
+	xmlsec := testenv.Binary(t, "xmlsec1")
+	h := startHub(t, "--saml-signing", "ecdsa")
+	u := h.createUser(t, ada())
+	t.Run("xmlsec1", func(t *testing.T) {
+		verifyWithXmlsec1(t, xmlsec, h, algECDSASHA256, u.UserName, u.Password)
+	})
+	t.Run("onelogin", func(t *testing.T) {
+		res := pySPLogin(t, h, "onelogin_sp.py", false, u.UserName, u.Password)
+		if !res.OK {
+			t.Fatalf("onelogin refused the hub's ECDSA-signed response: %v (%s)", res.Errors, res.Reason)
+		}
+		checkIdentity(t, "onelogin", res.NameID, res.NameIDFormat, res.Attributes, u)
+	})
 }
