@@ -89,6 +89,7 @@ func hubCommand() *cli.Command {
 				},
 			},
 			hubSPsCommand(),
+			hubClientsCommand(),
 			hubKeysCommand(),
 			{
 				Name:  "settings",

@@ -570,3 +570,39 @@ func refuseHubRegistration(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusConflict)
 	_ = json.NewEncoder(w).Encode(scim.HandshakeError{Code: scim.HandshakeIsHub, Message: "this is a Connect hub, not a bridge"})
 }
+
+// Hub settings written by a serving hub so that admin commands (clients add)
+// know the public URL and name bridges must be given.
+const (
+	SettingPublicURL  = "public-url"
+	SettingPublicName = "public-name"
+)
+
+// recordIdentity stores the hub's public URL, name and id (best effort: a
+// failure only means `clients add` needs --hub-url).
+func (s *Server) recordIdentity(ctx context.Context) {
+	for k, v := range map[string]string{SettingPublicURL: s.cfg.URL, SettingPublicName: s.cfg.Name} {
+		if err := s.cfg.Store.SetSetting(ctx, k, v); err != nil {
+			s.log.Warn("record hub identity", "setting", k, "err", err)
+		}
+	}
+	if _, err := HubID(ctx, s.cfg.Store); err != nil {
+		s.log.Warn("record hub id", "err", err)
+	}
+}
+
+// PublicIdentity returns the URL and name the serving hub recorded ("" when
+// it never ran on this store).
+func PublicIdentity(ctx context.Context, st store.Store) (url, name string, err error) {
+	for _, kv := range []struct {
+		key string
+		v   *string
+	}{{SettingPublicURL, &url}, {SettingPublicName, &name}} {
+		v, err := st.Setting(ctx, kv.key)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", "", err
+		}
+		*kv.v = v
+	}
+	return url, name, nil
+}

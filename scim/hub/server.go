@@ -165,6 +165,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.every(bgCtx, s.cfg.TrimInterval, s.cleanSessions) })
 	defer func() { stopBG(); wg.Wait() }()
 
+	s.recordIdentity(ctx)
 	s.log.Info("listening", "addr", ln.Addr().String(), "url", s.cfg.URL, "name", s.cfg.Name)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(oversizeListener{ln}) }()
