@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -81,6 +83,7 @@ func startMellon(tb testing.TB, provider idp) *mellonSP {
 		tb.Fatal(err)
 	}
 	writeFile(tb, filepath.Join(dir, "htdocs", "protected"), "whoami.shtml", page)
+	writeFile(tb, filepath.Join(dir, "htdocs"), "index.html", []byte("<!DOCTYPE html><p id=public>public page</p>\n"))
 	if out, err := exec.Command(apache, "-t", "-f", conf).CombinedOutput(); err != nil {
 		tb.Fatalf("apache2 -t: %v\n%s", err, out)
 	}
@@ -122,10 +125,20 @@ func mellonLogin(tb testing.TB, provider idp, user, password string) (map[string
 	if got := provider.AddSP(tb, m.Metadata); got != m.EntityID {
 		tb.Errorf("sps add printed %q, want %q", got, m.EntityID)
 	}
-	protected := m.Base + "/protected/whoami.shtml"
-	_, final := ssoLogin(tb, newBrowser(tb), protected, user, password)
-	if final.Status != 200 || final.URL.String() != protected {
-		tb.Fatalf("after the SAML POST to mod_auth_mellon, want 200 at %s; got %s", protected, final)
+	vars, final := m.login(tb, newBrowser(tb), user, password)
+	return vars, final
+}
+
+// protected is the URL of the page mod_auth_mellon protects.
+func (m *mellonSP) protected() string { return m.Base + "/protected/whoami.shtml" }
+
+// login opens the protected page in b, logs in at the IdP's form and returns
+// the page's variables once mellon lets the browser in.
+func (m *mellonSP) login(tb testing.TB, b *browser, user, password string) (map[string]string, *page) {
+	tb.Helper()
+	_, final := ssoLogin(tb, b, m.protected(), user, password)
+	if final.Status != 200 || final.URL.String() != m.protected() {
+		tb.Fatalf("after the SAML POST to mod_auth_mellon, want 200 at %s; got %s", m.protected(), final)
 	}
 	return pageVars(final.Body), final
 }
@@ -156,4 +169,78 @@ func TestMellon(t *testing.T) {
 	if t.Failed() {
 		t.Logf("protected page: %s", final)
 	}
+}
+
+// TestMellonSessions: with Apache + mod_auth_mellon, the hub session serves a
+// second SP without a new login; single logout started at mellon (a signed
+// HTTP-Redirect LogoutRequest) ends the hub session, so the next visit asks for
+// the password again; and IdP-initiated SSO from the hub lands on mellon's
+// protected page through RelayState.
+func TestMellonSessions(t *testing.T) {
+	h := startHub(t)
+	u := h.createUser(t, ada())
+	m := startMellon(t, h)
+	h.AddSP(t, m.Metadata)
+	other := startGoSP(t, h)
+	h.AddSP(t, writeFile(t, t.TempDir(), "gosp.xml", other.metadata(t, false)))
+
+	b := newBrowser(t)
+	if vars, _ := m.login(t, b, u.UserName, u.Password); vars["MELLON_NAME_ID"] != u.ID {
+		t.Fatalf("mellon: NameID %q, want %q", vars["MELLON_NAME_ID"], u.ID)
+	}
+
+	t.Run("second SP reuses the hub session", func(t *testing.T) {
+		p := b.get(other.Base + "/login")
+		if _, _, _, ok := p.loginForm(); ok {
+			t.Fatalf("the hub asked for the password again: %s", p)
+		}
+		_, final := postSAMLResponse(t, b, p)
+		var res goSPResult
+		if err := json.Unmarshal([]byte(final.Body), &res); err != nil || !res.OK || res.NameID != u.ID {
+			t.Errorf("gosaml2 SP after session reuse: %v %+v\n%s", err, res, final)
+		}
+	})
+
+	t.Run("single logout from mellon", func(t *testing.T) {
+		before := h.metric(t, `connect_hub_saml_logins_total{result="success"}`)
+		back := m.Base + "/index.html"
+		p := b.get(m.Base + "/mellon/logout?" + url.Values{"ReturnTo": {back}}.Encode())
+		// The hub may show its own page on the way (for instance a form that
+		// sends LogoutRequests to the other SPs of the session); follow forms
+		// that carry SAML messages until the browser is back at mellon.
+		for i := 0; i < 5 && !strings.HasPrefix(p.URL.String(), m.Base); i++ {
+			f, ok := p.formWith("SAMLRequest")
+			if !ok {
+				f, ok = p.formWith("SAMLResponse")
+			}
+			if !ok {
+				break
+			}
+			p = b.submit(p, f, nil)
+		}
+		if p.URL.String() != back || p.Status != 200 {
+			t.Fatalf("mellon logout should end at %s; got %s\nhub log:\n%s", back, p, h.logs.String())
+		}
+		// Mellon's session is gone, and so is the hub's: the protected page
+		// leads to the hub's login form.
+		p = b.get(m.protected())
+		if _, _, _, ok := p.loginForm(); !ok {
+			t.Fatalf("after single logout, want the hub's login form; got %s", p)
+		}
+		if after := h.metric(t, `connect_hub_saml_logins_total{result="success"}`); after != before {
+			t.Errorf("logins went from %v to %v during logout", before, after)
+		}
+	})
+
+	t.Run("IdP-initiated", func(t *testing.T) {
+		b := newBrowser(t)
+		start := h.base + "/saml/idp-initiated?" + url.Values{"sp": {m.EntityID}, "RelayState": {"/protected/whoami.shtml"}}.Encode()
+		_, final := ssoLogin(t, b, start, u.UserName, u.Password)
+		if final.URL.String() != m.protected() || final.Status != 200 {
+			t.Fatalf("IdP-initiated SSO should land on %s; got %s", m.protected(), final)
+		}
+		if vars := pageVars(final.Body); vars["MELLON_NAME_ID"] != u.ID || vars["MELLON_userName"] != u.UserName {
+			t.Errorf("IdP-initiated: mellon saw %v", vars)
+		}
+	})
 }
