@@ -47,6 +47,8 @@ var migrations = [][]string{
 		)`,
 		`CREATE UNIQUE INDEX local_accounts_username ON local_accounts (username_key)`,
 		`CREATE UNIQUE INDEX local_accounts_hub ON local_accounts (server, hub_user_id)`,
+		// Listing one server's accounts walks this index in primary-key order.
+		`CREATE INDEX local_accounts_server ON local_accounts (server, pk)`,
 		`CREATE INDEX local_accounts_email ON local_accounts (email_key)`,
 		`CREATE INDEX local_accounts_id_number ON local_accounts (id_number)`,
 		`CREATE INDEX local_accounts_deleted ON local_accounts (deleted)`,
