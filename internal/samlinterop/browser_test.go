@@ -236,12 +236,27 @@ func parseForms(base *url.URL, body string) []form {
 func ssoLogin(tb testing.TB, b *browser, start string, user, password string) (samlResponse string, final *page) {
 	tb.Helper()
 	p := b.get(start)
+	p = followSAMLRequestForms(b, p)
 	f, userField, passField, ok := p.loginForm()
 	if !ok {
 		tb.Fatalf("no login form after GET %s; got %s", start, p)
 	}
 	p = b.submit(p, f, map[string]string{userField: user, passField: password})
 	return postSAMLResponse(tb, b, p)
+}
+
+// followSAMLRequestForms submits the auto-posting forms that carry a
+// SAMLRequest (an SP's HTTP-POST binding page) as a browser's script would.
+func followSAMLRequestForms(b *browser, p *page) *page {
+	b.tb.Helper()
+	for i := 0; i < 3; i++ {
+		f, ok := p.formWith("SAMLRequest")
+		if !ok || f.has("password") {
+			return p
+		}
+		p = b.submit(p, f, nil)
+	}
+	return p
 }
 
 // postSAMLResponse submits p's SAMLResponse form (the IdP's HTTP-POST binding

@@ -24,6 +24,11 @@ type goSP struct {
 	Base     string
 	EntityID string
 	sp       *saml2.SAMLServiceProvider
+	idpMD    idpMetadata
+
+	// post sends the AuthnRequest with the HTTP-POST binding (an XML
+	// signature inside the request) instead of HTTP-Redirect.
+	post bool
 
 	mu      sync.Mutex
 	pending map[string]string // state cookie → AuthnRequest ID
@@ -40,7 +45,7 @@ func startGoSP(tb testing.TB, provider idp) *goSP {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &goSP{pending: map[string]string{}}
+	s := &goSP{pending: map[string]string{}, idpMD: md}
 	s.Base = fmt.Sprintf("http://localhost:%d", l.Addr().(*net.TCPAddr).Port)
 	s.EntityID = s.Base + "/metadata"
 	keys := newKeyPair(tb, tb.TempDir(), "gosp")
@@ -97,16 +102,26 @@ func (s *goSP) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		u, err := s.sp.BuildAuthURLRedirect("gosp-relay", doc)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
 		state := rand.Text()
 		s.mu.Lock()
 		s.pending[state] = doc.Root().SelectAttrValue("ID", "")
 		s.mu.Unlock()
 		http.SetCookie(w, &http.Cookie{Name: goSPCookie, Value: state, Path: "/", HttpOnly: true})
+		if s.post {
+			body, err := s.sp.BuildAuthBodyPostFromDocument("gosp-relay", doc)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write(body)
+			return
+		}
+		u, err := s.sp.BuildAuthURLRedirect("gosp-relay", doc)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		http.Redirect(w, r, u, http.StatusFound)
 	case "/acs":
 		res := s.acs(r)
@@ -181,12 +196,25 @@ func (s *goSP) acs(r *http.Request) goSPResult {
 	}
 }
 
+// usePOST makes the SP send its AuthnRequests with the HTTP-POST binding.
+func (s *goSP) usePOST(tb testing.TB) {
+	tb.Helper()
+	s.post = true
+	s.sp.IdentityProviderSSOBinding = bindingPOST
+	s.sp.IdentityProviderSSOURL = s.idpMD.ssoURL(tb, bindingPOST)
+}
+
 // goSPLogin registers a gosaml2 SP with provider (its metadata offering an
 // encryption key or not), logs in through it and returns the SAMLResponse the
 // browser carried and the SP's verdict.
 func goSPLogin(tb testing.TB, provider idp, encryption bool, user, password string) (string, goSPResult) {
 	tb.Helper()
-	s := startGoSP(tb, provider)
+	return goSPLoginWith(tb, provider, startGoSP(tb, provider), encryption, user, password)
+}
+
+// goSPLoginWith is goSPLogin with an SP the caller started (and tuned).
+func goSPLoginWith(tb testing.TB, provider idp, s *goSP, encryption bool, user, password string) (string, goSPResult) {
+	tb.Helper()
 	if got := provider.AddSP(tb, writeFile(tb, tb.TempDir(), "gosp.xml", s.metadata(tb, encryption))); got != s.EntityID {
 		tb.Errorf("sps add printed %q, want %q", got, s.EntityID)
 	}
@@ -199,17 +227,33 @@ func goSPLogin(tb testing.TB, provider idp, encryption bool, user, password stri
 }
 
 // TestGosaml2: github.com/russellhaering/gosaml2 validates the hub's signed
-// response and assertion, reports no warning (audience, time, one-time-use,
-// proxy restriction), and the response answers the request it sent.
+// response and (encrypted, then plain) assertion, reports no warning
+// (audience, time, one-time-use, proxy restriction), and the response answers
+// the request it sent, whether that came with the HTTP-Redirect or the
+// HTTP-POST binding.
 func TestGosaml2(t *testing.T) {
 	h := startHub(t)
 	u := h.createUser(t, ada())
-	_, res := goSPLogin(t, h, true, u.UserName, u.Password)
-	if !res.OK {
-		t.Fatalf("gosaml2 refused the hub's response: %v", res.Errors)
+	for _, tt := range []struct {
+		name             string
+		post, encryption bool
+	}{
+		{name: "redirect binding, encrypted assertion", encryption: true},
+		{name: "POST binding, plain assertion", post: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startGoSP(t, h)
+			if tt.post {
+				s.usePOST(t)
+			}
+			_, res := goSPLoginWith(t, h, s, tt.encryption, u.UserName, u.Password)
+			if !res.OK {
+				t.Fatalf("gosaml2 refused the hub's response: %v", res.Errors)
+			}
+			if w := res.Warnings; w == nil || *w != (saml2.WarningInfo{}) {
+				t.Errorf("gosaml2 WarningInfo = %+v, want empty", w)
+			}
+			checkIdentity(t, "gosaml2", res.NameID, res.NameIDFormat, res.Attributes, u)
+		})
 	}
-	if w := res.Warnings; w == nil || *w != (saml2.WarningInfo{}) {
-		t.Errorf("gosaml2 WarningInfo = %+v, want empty", w)
-	}
-	checkIdentity(t, "gosaml2", res.NameID, res.NameIDFormat, res.Attributes, u)
 }

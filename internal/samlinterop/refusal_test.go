@@ -14,7 +14,7 @@ import (
 // form, submits user and password. It returns the last page, whatever it is.
 func attemptLogin(tb testing.TB, b *browser, start, user, password string) *page {
 	tb.Helper()
-	p := b.get(start)
+	p := followSAMLRequestForms(b, b.get(start))
 	if f, userField, passField, ok := p.loginForm(); ok {
 		p = b.submit(p, f, map[string]string{userField: user, passField: password})
 	}
