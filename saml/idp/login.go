@@ -120,7 +120,8 @@ func (p *IdP) serveLogin(w http.ResponseWriter, r *http.Request) {
 		pend = pending{}
 	}
 	if len(pend.Query) > maxPending || len(pend.Form) > maxPending {
-		pend = pending{}
+		p.refuse(w, r, "too_large", http.StatusBadRequest, "Bad request", "The login request is too large or cannot be read.")
+		return
 	}
 	log := p.requestLog(r)
 	if !p.csrfOK(r) {
