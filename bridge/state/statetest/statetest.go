@@ -2,7 +2,7 @@
 // a backend's test calls Run (backends on real time) or RunHarness (backends
 // whose TTLs follow an injected clock).
 //
-// It imports bridge/state and internal/testenv only.
+// It imports bridge/state and go-cmp only; backends bring their own services.
 package statetest
 
 import (
