@@ -171,6 +171,24 @@ func (p *page) loginForm() (f form, user, pass string, ok bool) {
 	return form{}, "", "", false
 }
 
+// linkContaining returns, as a form to follow, the first link (<a href>) or
+// form of p whose target contains substr; a link has an empty Method.
+func (p *page) linkContaining(substr string) (form, bool) {
+	for _, m := range linkRE.FindAllStringSubmatch(p.Body, -1) {
+		if href := attrs(m[1])["href"]; strings.Contains(href, substr) {
+			if u, err := p.URL.Parse(href); err == nil {
+				return form{Action: u.String()}, true
+			}
+		}
+	}
+	for _, f := range p.Forms {
+		if strings.Contains(f.Action, substr) {
+			return f, true
+		}
+	}
+	return form{}, false
+}
+
 // String describes a page for failure messages.
 func (p *page) String() string {
 	body := p.Body
@@ -181,6 +199,7 @@ func (p *page) String() string {
 }
 
 var (
+	linkRE  = regexp.MustCompile(`(?is)<a\b([^>]*)>`)
 	formRE  = regexp.MustCompile(`(?is)<form\b([^>]*)>(.*?)</form\s*>`)
 	inputRE = regexp.MustCompile(`(?is)<(input|button|textarea)\b([^>]*)>`)
 	attrRE  = regexp.MustCompile(`(?s)([a-zA-Z_:][-a-zA-Z0-9_:.]*)\s*=\s*("([^"]*)"|'([^']*)'|([^\s"'>]+))`)

@@ -531,3 +531,13 @@ func (h *hub) metric(tb testing.TB, sample string) float64 {
 	}
 	return 0
 }
+
+// httpGet returns the body of url, whatever the status.
+func httpGet(url string) ([]byte, error) {
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
