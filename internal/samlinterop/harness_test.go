@@ -2,7 +2,6 @@ package samlinterop
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -510,10 +509,6 @@ func checkIdentity(tb testing.TB, peer, nameID, format string, attrs map[string]
 	}
 }
 
-// contextFor returns a context that ends with tb.
-func contextFor(tb testing.TB) context.Context {
-	return testenv.Context(tb, 2*time.Minute)
-}
 
 // metric returns the value of one sample of the hub's /metrics, e.g.
 // metric(tb, `connect_hub_saml_refusals_total{reason="unknown_sp"}`); an absent
