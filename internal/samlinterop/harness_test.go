@@ -509,7 +509,6 @@ func checkIdentity(tb testing.TB, peer, nameID, format string, attrs map[string]
 	}
 }
 
-
 // metric returns the value of one sample of the hub's /metrics, e.g.
 // metric(tb, `connect_hub_saml_refusals_total{reason="unknown_sp"}`); an absent
 // sample is 0.
