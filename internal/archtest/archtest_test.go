@@ -52,6 +52,7 @@ var layers = []struct {
 	{"bridge/local/internal/**", 3},
 	{"bridge/local/localtest", 3},
 	{"bridge/local/*", 4}, // backends
+	{"bridge", 5},         // the sync engine
 	{"cmd/**", 10},
 }
 
