@@ -334,8 +334,9 @@ type Directory interface {
 	// else by (g.Server, g.HubGroupID) when set (created when absent), else created.
 	// It writes Name, Kind, Server, HubGroupID and Locked. ErrLocked when actor is
 	// ActorSite and the stored group is locked, or when ActorSite creates a locked
-	// group; ErrConflict when another group holds (Server, HubGroupID); ErrInvalid
-	// for an empty name or unknown kind.
+	// group; ErrConflict when another group holds (Server, HubGroupID) (or the name,
+	// without Capabilities.DuplicateGroupNames); ErrInvalid for an empty name or
+	// unknown kind.
 	PutGroup(ctx context.Context, actor Actor, g Group) (Group, Op, error)
 	// Group returns the group with id (members are not loaded). ErrNotFound.
 	Group(ctx context.Context, id string) (Group, error)
@@ -387,14 +388,20 @@ type Capabilities struct {
 	// PasswordHashes: PasswordHash is stored and read back (a SCIM endpoint never
 	// returns passwords).
 	PasswordHashes bool
-	// SoftDelete: Deleted is stored and read back; otherwise a soft delete is kept
-	// as a suspension and the account is removed at purge.
+	// SoftDelete: Deleted is stored and read back. Otherwise a soft delete is
+	// stored as a suspension (the account cannot log in), listings cannot select
+	// deleted accounts (DeletedOnly is ErrUnsupported) and PurgeAccounts is
+	// ErrUnsupported: the account stays suspended until an operator removes it.
 	SoftDelete bool
 	// Privileged: the Privileged flag is stored.
 	Privileged bool
-	// LocalMetadata: Auth, Server, SuspendedBy and Created/Modified round-trip
-	// exactly.
+	// LocalMetadata: SuspendedBy round-trips (otherwise it reads as "" and the
+	// engine cannot tell its own suspensions from the site's).
 	LocalMetadata bool
+	// DuplicateGroupNames: two groups may share a name. A backend without it (a
+	// SCIM endpoint that keeps displayName unique) refuses the second with
+	// ErrConflict.
+	DuplicateGroupNames bool
 }
 
 // Limit returns q's page size after the default and the clamp (1..1000).
