@@ -3,12 +3,16 @@ package hub
 import (
 	"context"
 	"encoding/xml"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/samlsp"
+	"github.com/jonboulle/clockwork"
+	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/connectsso/connect/saml/idp"
 	"github.com/connectsso/connect/scim"
@@ -128,4 +132,40 @@ func TestSAMLMetrics(t *testing.T) {
 
 func scimCourse(name, member string) scim.Group {
 	return scim.Group{DisplayName: name, Connect: &scim.ConnectGroup{Kind: "course"}, Members: []scim.Member{{Value: member}}}
+}
+
+// TestSAMLSlowLogin: a user who spends longer on the login form than the
+// AuthnRequest's own lifetime (crewjam: 90 s) still gets in; one who takes
+// longer than the login window does not.
+func TestSAMLSlowLogin(t *testing.T) {
+	fc := clockwork.NewFakeClockAt(time.Now().Truncate(time.Second))
+	e := newSAMLEnv(t, func(c *Config) { c.Clock = fc.Now })
+	e.addUser(t, "alice", "pw-alice", true)
+	sp := e.newSP(t, true, func(o *samlsp.Options) {
+		o.Clock = dsig.NewFakeClock(fc)
+		o.TrackedRequestMaxAge = time.Hour
+	})
+	for _, tt := range []struct {
+		wait time.Duration
+		ok   bool
+	}{{4 * time.Minute, true}, {idp.DefaultLoginWindow + time.Minute, false}} {
+		c := e.browser(t)
+		code, page := browse(t, c, sp.srv.URL+"/app")
+		if code != 200 {
+			t.Fatal(code, page)
+		}
+		fc.Advance(tt.wait)
+		code, page = e.submitLogin(t, c, page, "alice", "pw-alice")
+		if !tt.ok {
+			wantRefusal(t, code, page, http.StatusBadRequest, "Login request expired")
+			continue
+		}
+		if code != 200 {
+			t.Fatalf("after %s: %d\n%s", tt.wait, code, page)
+		}
+		code, page = postResponse(t, c, page)
+		if code != 200 || !strings.HasPrefix(page, "hello userName=alice") {
+			t.Fatalf("after %s: SP said %d %s", tt.wait, code, page)
+		}
+	}
 }
