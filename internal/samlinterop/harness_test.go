@@ -118,28 +118,42 @@ func (b *syncBuffer) String() string {
 // SIGKILL) when tb ends, and prints the output if tb failed.
 func startProcess(tb testing.TB, name string, cmd *exec.Cmd) *syncBuffer {
 	tb.Helper()
+	logs, _ := startStoppable(tb, name, cmd)
+	return logs
+}
+
+// startStoppable is startProcess that also returns a function stopping the
+// process earlier (it may be called more than once).
+func startStoppable(tb testing.TB, name string, cmd *exec.Cmd) (*syncBuffer, func()) {
+	tb.Helper()
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", name, err)
 	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			// The process group: apache2 and php fork workers of their own.
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-done
+			}
+		})
+	}
 	tb.Cleanup(func() {
-		// The process group: apache2 and php fork workers of their own.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		stop()
 		if tb.Failed() {
 			tb.Logf("%s output:\n%s", name, logs.String())
 		}
 	})
-	return logs
+	return logs, stop
 }
 
 // testUser is the hub user every test logs in as.
@@ -172,6 +186,8 @@ func ada() testUser {
 type hub struct {
 	bin, dsn, base, token string
 	logs                  *syncBuffer
+	args                  []string // of `connect hub serve`
+	stop                  func()
 }
 
 // startHub creates a store, mints a SCIM admin token and runs the hub on a free
@@ -185,12 +201,25 @@ func startHub(tb testing.TB, extra ...string) *hub {
 	h.token = strings.TrimSpace(h.cli(tb, "", "tokens", "create", "--name", "samlinterop"))
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(tb))
 	h.base = "http://" + addr
-	args := append([]string{"hub", "serve", "--listen", addr, "--url", h.base}, extra...)
-	cmd := exec.Command(h.bin, args...)
-	cmd.Env = append(os.Environ(), "CONNECT_HUB_STORE="+h.dsn)
-	h.logs = startProcess(tb, "hub", cmd)
-	waitHTTP(tb, h.base+"/healthz", 20*time.Second, h.logs.String)
+	h.args = append([]string{"hub", "serve", "--listen", addr, "--url", h.base}, extra...)
+	h.start(tb)
 	return h
+}
+
+func (h *hub) start(tb testing.TB) {
+	tb.Helper()
+	cmd := exec.Command(h.bin, h.args...)
+	cmd.Env = append(os.Environ(), "CONNECT_HUB_STORE="+h.dsn)
+	h.logs, h.stop = startStoppable(tb, "hub", cmd)
+	waitHTTP(tb, h.base+"/healthz", 20*time.Second, h.logs.String)
+}
+
+// restart stops the hub and starts it again on the same store and address
+// (it then reads the signing keys at once, not at its next key refresh).
+func (h *hub) restart(tb testing.TB) {
+	tb.Helper()
+	h.stop()
+	h.start(tb)
 }
 
 // cli runs `connect hub ARGS…` against the hub's store with stdin and returns
