@@ -2,6 +2,7 @@ package samlinterop
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"os/exec"
@@ -16,34 +17,57 @@ import (
 const (
 	nsProtocol     = "urn:oasis:names:tc:SAML:2.0:protocol"
 	nsAssertion    = "urn:oasis:names:tc:SAML:2.0:assertion"
+	nsMetadata     = "urn:oasis:names:tc:SAML:2.0:metadata"
 	algRSASHA256   = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 	algECDSASHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 	algSHA256      = "http://www.w3.org/2001/04/xmlenc#sha256"
 )
 
-// xpathSignature selects the enveloped signature of the Response (parent
-// "Response") or of its Assertion, whatever prefixes the IdP chose.
-func xpathSignature(parent string) string {
-	if parent == "Assertion" {
-		return "/*[local-name()='Response']/*[local-name()='Assertion']/*[local-name()='Signature']"
-	}
-	return "/*[local-name()='Response']/*[local-name()='Signature']"
+// signatureXPath selects the enveloped signature of the Response, of its
+// Assertion, or of the metadata's EntityDescriptor, whatever prefixes the IdP
+// chose.
+var signatureXPath = map[string]string{
+	"Response":         "/*[local-name()='Response']/*[local-name()='Signature']",
+	"Assertion":        "/*[local-name()='Response']/*[local-name()='Assertion']/*[local-name()='Signature']",
+	"EntityDescriptor": "/*[local-name()='EntityDescriptor']/*[local-name()='Signature']",
 }
 
-// xmlsecVerify runs `xmlsec1 --verify` on one signature of doc with the
-// certificate in certPEM and returns its combined output and error.
+// xmlsecVerify runs `xmlsec1 --verify` on one signature of doc (the one of
+// parent) with the certificate in certPEM and returns its output and error.
 func xmlsecVerify(tb testing.TB, xmlsec, dir, certPEM string, doc []byte, parent string) (string, error) {
 	tb.Helper()
-	file := writeFile(tb, dir, "response-"+parent+".xml", doc)
+	file := writeFile(tb, dir, "signed-"+parent+".xml", doc)
 	cmd := exec.Command(xmlsec, "--verify",
 		"--pubkey-cert-pem", certPEM,
 		"--id-attr:ID", nsProtocol+":Response",
 		"--id-attr:ID", nsAssertion+":Assertion",
+		"--id-attr:ID", nsMetadata+":EntityDescriptor",
 		"--enabled-reference-uris", "same-doc",
-		"--node-xpath", xpathSignature(parent),
+		"--node-xpath", signatureXPath[parent],
 		file)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// xmlsecVerifyAny checks that xmlsec1 verifies parent's signature in doc
+// with one of certs (several during a key rollover), and refuses it in
+// tampered.
+func xmlsecVerifyAny(t *testing.T, xmlsec, dir string, certs []*x509.Certificate, doc, tampered []byte, parent string) {
+	t.Helper()
+	var outs []string
+	for _, c := range certs {
+		f := writeFile(t, dir, "idp-"+c.SerialNumber.String()+".pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+		out, err := xmlsecVerify(t, xmlsec, dir, f, doc, parent)
+		outs = append(outs, out)
+		if err == nil && strings.Contains(out, "OK") {
+			if out, err := xmlsecVerify(t, xmlsec, dir, f, tampered, parent); err == nil {
+				t.Errorf("xmlsec1 verified the %s signature after the document was altered:\n%s", parent, out)
+			}
+			return
+		}
+	}
+	t.Errorf("xmlsec1 --verify of the %s signature failed with every metadata certificate:\n%s\ndocument:\n%s",
+		parent, strings.Join(outs, "\n"), doc)
 }
 
 // checkSignatureShape checks what xmlsec1 does not: the signature sits in the
@@ -92,7 +116,8 @@ func TestXmlsec1(t *testing.T) {
 }
 
 // verifyWithXmlsec1 logs in through a gosaml2 SP registered with provider and
-// checks the response's two signatures (made with alg) with xmlsec1.
+// checks the response's two signatures and the metadata's (made with alg)
+// with xmlsec1.
 func verifyWithXmlsec1(t *testing.T, xmlsec string, provider idp, alg, user, password string) {
 	_, certs := parseIdPMetadata(t, fetch(t, provider.MetadataURL()))
 	dir := t.TempDir()
@@ -124,27 +149,26 @@ func verifyWithXmlsec1(t *testing.T, xmlsec string, provider idp, alg, user, pas
 	if bytes.Equal(tampered, raw) {
 		t.Fatal("could not alter the NameID")
 	}
-	// With several certificates in metadata (a rollover in progress), one of
-	// them must verify.
-	for _, parent := range []string{"Response", "Assertion"} {
-		var ok bool
-		var outs []string
-		for _, c := range certs {
-			f := writeFile(t, dir, "idp-"+c.SerialNumber.String()+".pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
-			out, err := xmlsecVerify(t, xmlsec, dir, f, raw, parent)
-			outs = append(outs, out)
-			if err == nil && strings.Contains(out, "OK") {
-				ok = true
-				if out, err := xmlsecVerify(t, xmlsec, dir, f, tampered, parent); err == nil {
-					t.Errorf("xmlsec1 verified the %s signature after the NameID was altered:\n%s", parent, out)
-				}
-			}
-		}
-		if !ok {
-			t.Errorf("xmlsec1 --verify of the %s signature failed with every metadata certificate:\n%s\nresponse:\n%s",
-				parent, strings.Join(outs, "\n"), raw)
-		}
+	xmlsecVerifyAny(t, xmlsec, dir, certs, raw, tampered, "Response")
+	xmlsecVerifyAny(t, xmlsec, dir, certs, raw, tampered, "Assertion")
+
+	// The metadata is signed too, with the same key.
+	md := fetch(t, provider.MetadataURL())
+	mdDoc := etree.NewDocument()
+	if err := mdDoc.ReadFromBytes(md); err != nil || mdDoc.Root() == nil {
+		t.Fatalf("metadata is not XML: %v", err)
 	}
+	checkSignatureShape(t, mdDoc.Root(), "metadata", alg)
+	sso := mdDoc.FindElement("//SingleSignOnService")
+	if sso == nil {
+		t.Fatalf("metadata without SingleSignOnService:\n%s", md)
+	}
+	loc := sso.SelectAttrValue("Location", "")
+	mdTampered := bytes.Replace(md, []byte(`"`+loc+`"`), []byte(`"https://attacker.example/sso"`), 1)
+	if bytes.Equal(md, mdTampered) {
+		t.Fatal("could not alter the metadata")
+	}
+	xmlsecVerifyAny(t, xmlsec, dir, certs, md, mdTampered, "EntityDescriptor")
 }
 
 // TestECDSA: with `--saml-signing ecdsa` (a P-256 key), the hub's signatures
