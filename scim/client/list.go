@@ -307,3 +307,20 @@ func isNotFound(err error) bool {
 	var se *scim.Error
 	return errors.As(err, &se) && se.Status == 404
 }
+
+// Count returns totalResults of resource ("Users", "Groups") for filter ("" for
+// all) without listing any (count=0).
+func (c *Client) Count(ctx context.Context, resource, filter string) (int, error) {
+	q := url.Values{"count": {"0"}}
+	if filter != "" {
+		q.Set("filter", filter)
+	}
+	var p page[json.RawMessage]
+	if err := c.get(ctx, resource, q, 0, &p); err != nil {
+		return 0, err
+	}
+	if p.TotalResults == nil {
+		return 0, fmt.Errorf("count %s: %w: no totalResults", resource, ErrInconsistentPage)
+	}
+	return *p.TotalResults, nil
+}
