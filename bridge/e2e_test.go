@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/connectsso/connect/bridge"
-	"github.com/connectsso/connect/bridge/local"
 	"github.com/connectsso/connect/bridge/internal/hubtest"
+	"github.com/connectsso/connect/bridge/local"
 )
 
 // TestEndToEnd: users and groups created, updated, suspended and deleted on a

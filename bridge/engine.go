@@ -161,10 +161,14 @@ func (e *Engine) source(s Server) (Source, error) {
 func (e *Engine) now() time.Time { return e.cfg.Clock().UTC() }
 
 // Servers returns the connected servers.
-func (e *Engine) Servers(ctx context.Context) ([]Server, error) { return ListServers(ctx, e.cfg.Records) }
+func (e *Engine) Servers(ctx context.Context) ([]Server, error) {
+	return ListServers(ctx, e.cfg.Records)
+}
 
 // Settings returns the current settings.
-func (e *Engine) Settings(ctx context.Context) (Settings, error) { return LoadSettings(ctx, e.cfg.Records) }
+func (e *Engine) Settings(ctx context.Context) (Settings, error) {
+	return LoadSettings(ctx, e.cfg.Records)
+}
 
 // RunOptions tune one run.
 type RunOptions struct {

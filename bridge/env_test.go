@@ -145,7 +145,10 @@ func (e *env) sync(task string, opts bridge.RunOptions) *bridge.Plan {
 	return p
 }
 
-func (e *env) users() *bridge.Plan { e.t.Helper(); return e.sync(bridge.TaskUsers, bridge.RunOptions{}) }
+func (e *env) users() *bridge.Plan {
+	e.t.Helper()
+	return e.sync(bridge.TaskUsers, bridge.RunOptions{})
+}
 func (e *env) full() *bridge.Plan {
 	e.t.Helper()
 	return e.sync(bridge.TaskUsers, bridge.RunOptions{Full: true})

@@ -3,8 +3,8 @@ package bridge
 import (
 	"strconv"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/connectsso/connect/scim/client"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metrics are the engine's Prometheus series (DESIGN.md §7). Labels carry
