@@ -10,7 +10,7 @@ BENCHTIME   ?= 1s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-go fuzz demo bench lint fmt clean
+.PHONY: help build test test-go fuzz demo bench bench-load lint fmt clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,8 +37,22 @@ fuzz: ## run each Go fuzz target for FUZZTIME
 demo: ## run a hub with sample data on loopback until Ctrl-C
 	$(GO) run ./cmd/connect demo
 
-bench: ## run the Go benchmarks (BENCHTIME=1s)
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout $(TEST_TIMEOUT) ./...
+# The load harness (internal/loadtest, docs/benchmarks.md) runs a real hub on a
+# seeded SQLite directory of BENCH_USERS users (cached under
+# $${XDG_CACHE_HOME:-~/.cache}/connect-bench) and reports medians of BENCH_RUNS
+# runs against the budgets. The budget run: make bench-load BENCH_USERS=1000000
+BENCH_USERS         ?= 10000
+BENCH_RUNS          ?= 3
+BENCH_DURATION      ?= 10s
+BENCH_LOAD_DURATION ?= 3s
+LOADTEST_FLAGS      ?=
+
+bench: ## run the Go benchmarks, then the load harness (BENCH_USERS=10000, 3 s phases)
+	CONNECT_BENCH_USERS=$(BENCH_USERS) $(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout $(TEST_TIMEOUT) ./...
+	$(GO) run ./internal/loadtest -users $(BENCH_USERS) -runs $(BENCH_RUNS) -duration $(BENCH_LOAD_DURATION) $(LOADTEST_FLAGS)
+
+bench-load: ## load-test a real hub against the budgets (BENCH_USERS=1000000 for the budget run)
+	$(GO) run ./internal/loadtest -users $(BENCH_USERS) -runs $(BENCH_RUNS) -duration $(BENCH_DURATION) $(LOADTEST_FLAGS)
 
 lint: ## gofmt check, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
