@@ -1,7 +1,6 @@
 package samlinterop
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 )
@@ -10,12 +9,7 @@ import (
 // a Python SP, both answering JSON) and returns the SP's verdict.
 func loginAt(tb testing.TB, spBase, user, password string) spResult {
 	tb.Helper()
-	_, final := ssoLogin(tb, newBrowser(tb), spBase+"/login", user, password)
-	var res spResult
-	if err := json.Unmarshal([]byte(final.Body), &res); err != nil {
-		tb.Fatalf("SP answer: %v\n%s", err, final)
-	}
-	return res
+	return loginWith(tb, newBrowser(tb), spBase, user, password)
 }
 
 // TestKeyRotation: a signing-key rollover with `connect hub keys rotate

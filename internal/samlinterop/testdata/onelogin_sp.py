@@ -9,7 +9,10 @@ CONFIG.json: {"entityId", "baseUrl" (http://localhost:PORT), "cert", "key"
 Serves /metadata, /login (a signed HTTP-Redirect AuthnRequest asking for a
 persistent NameID) and /acs, which validates the HTTP-POST response with
 InResponseTo checked against the request this browser started, requiring the
-response and the assertion to be signed with RSA-SHA256/SHA-256.
+response and the assertion to be signed with RSA-SHA256/SHA-256. Single
+logout: /logout sends a signed LogoutRequest (HTTP-Redirect) for the
+browser's login; /sls validates the IdP's signed LogoutResponse (InResponseTo
+checked) or LogoutRequest, answering the latter with a signed LogoutResponse.
 """
 
 import json
@@ -37,12 +40,15 @@ class OneLoginSP:
             "sp": {
                 "entityId": cfg["entityId"],
                 "assertionConsumerService": {"url": base + "/acs", "binding": C.BINDING_HTTP_POST},
+                "singleLogoutService": {"url": base + "/sls", "binding": C.BINDING_HTTP_REDIRECT},
                 "NameIDFormat": C.NAMEID_PERSISTENT,
                 "x509cert": read(cfg["cert"]),
                 "privateKey": read(cfg["key"]),
             },
             "security": {
                 "authnRequestsSigned": True,
+                "logoutRequestSigned": True,
+                "logoutResponseSigned": True,
                 "wantMessagesSigned": True,
                 "wantAssertionsSigned": True,
                 "wantNameId": True,
@@ -83,8 +89,31 @@ class OneLoginSP:
             "nameIdFormat": auth.get_nameid_format(),
             "attributes": auth.get_attributes(),
             "sessionIndex": auth.get_session_index(),
+            "nameIdNQ": auth.get_nameid_nq(),
+            "nameIdSPNQ": auth.get_nameid_spnq(),
             "relayState": post.get("RelayState", ""),
         }
+
+    def logout(self, request_data, session):
+        auth = OneLogin_Saml2_Auth(request_data, self.settings)
+        url = auth.logout(
+            return_to="/logged-out",
+            name_id=session["nameId"],
+            session_index=session["sessionIndex"],
+            nq=session.get("nameIdNQ"),
+            name_id_format=session["nameIdFormat"],
+            spnq=session.get("nameIdSPNQ"),
+        )
+        return url, auth.get_last_request_id()
+
+    def sls(self, request_data, request_id):
+        """Returns (errors, URL to send the browser to or None)."""
+        auth = OneLogin_Saml2_Auth(request_data, self.settings)
+        url = auth.process_slo(keep_local_session=True, request_id=request_id)
+        errors = auth.get_errors()
+        if errors:
+            errors = errors + [auth.get_last_error_reason() or ""]
+        return errors, url
 
 
 def main():

@@ -1,10 +1,11 @@
 """A tiny HTTP front for the Python SAML service providers of the interop tests.
 
-Each SP script supplies three handlers (metadata, login, acs); this module runs
-them on a loopback port behind the routes /metadata, /login and /acs, keeps the
-pending AuthnRequest ID per browser in a cookie (as a real SP does), and answers
-the ACS with JSON: {"ok": true, "nameId": ..., "attributes": {...}} or
-{"ok": false, "errors": [...]} with status 403.
+Each SP script supplies the handlers metadata, login and acs (and, for single
+logout, logout and sls); this module runs them on a loopback port behind the
+routes /metadata, /login and /acs (/logout, /sls), keeps the pending request ID
+and the login per browser in a cookie (as a real SP does), and answers the ACS
+with JSON: {"ok": true, "nameId": ..., "attributes": {...}} or {"ok": false,
+"errors": [...]} with status 403. /events lists what /sls saw, as JSON.
 
 Only the standard library; the SAML work is the caller's.
 """
@@ -23,6 +24,9 @@ COOKIE = "pysp_state"
 class _Handler(http.server.BaseHTTPRequestHandler):
     sp = None  # set by serve()
     pending = {}  # state cookie -> AuthnRequest ID
+    sessions = {}  # state cookie -> the ACS result of its login
+    pending_logout = {}  # state cookie -> LogoutRequest ID
+    events = []  # what /sls processed: {"kind", "ok", "errors"}
 
     def log_message(self, fmt, *args):  # to stderr, for the test log
         sys.stderr.write("pysp: " + (fmt % args) + "\n")
@@ -47,9 +51,40 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "post_data": post or {},
         }
 
+    def _state(self):
+        jar = http.cookies.SimpleCookie(self.headers.get("Cookie", ""))
+        return jar[COOKIE].value if COOKIE in jar else ""
+
     def do_GET(self):
         path = urllib.parse.urlsplit(self.path).path
-        if path == "/metadata":
+        if path == "/events":
+            self._send(200, json.dumps(_Handler.events))
+        elif path == "/logout":
+            state = self._state()
+            session = _Handler.sessions.get(state)
+            if session is None:
+                self._send(403, json.dumps({"ok": False, "errors": ["not logged in"]}))
+                return
+            url, request_id = self.sp.logout(self._request_data(), session)
+            _Handler.pending_logout[state] = request_id
+            self._send(302, "", "text/plain", [("Location", url)])
+        elif path == "/sls":
+            state = self._state()
+            data = self._request_data()
+            kind = "LogoutResponse" if "SAMLResponse" in data["get_data"] else "LogoutRequest"
+            try:
+                errors, url = self.sp.sls(data, _Handler.pending_logout.pop(state, None))
+            except Exception as e:
+                traceback.print_exc()
+                errors, url = ["%s: %s" % (type(e).__name__, e)], None
+            _Handler.events.append({"kind": kind, "ok": not errors, "errors": errors})
+            if not errors:
+                _Handler.sessions.pop(state, None)
+            if url:  # a LogoutResponse back to the IdP
+                self._send(302, "", "text/plain", [("Location", url)])
+            else:
+                self._send(200 if not errors else 403, json.dumps({"ok": not errors, "kind": kind, "errors": errors}))
+        elif path == "/metadata":
             self._send(200, self.sp.metadata(), "application/samlmetadata+xml")
         elif path == "/login":
             url, request_id = self.sp.login(self._request_data())
@@ -69,8 +104,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         n = int(self.headers.get("Content-Length", "0"))
         post = dict(urllib.parse.parse_qsl(self.rfile.read(n).decode()))
-        jar = http.cookies.SimpleCookie(self.headers.get("Cookie", ""))
-        state = jar[COOKIE].value if COOKIE in jar else ""
+        state = self._state()
         # One use per request ID: a replayed response finds nothing pending.
         request_id = _Handler.pending.pop(state, None)
         if request_id is None:
@@ -82,6 +116,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             traceback.print_exc()
             result = {"ok": False, "errors": ["%s: %s" % (type(e).__name__, e)]}
         result["requestId"] = request_id
+        if result.get("ok"):
+            _Handler.sessions[state] = result
         self._send(200 if result.get("ok") else 403, json.dumps(result, sort_keys=True))
 
 
