@@ -233,14 +233,26 @@ func (sp *sessionProvider) AddSessionParticipant(r *http.Request, session *saml.
 	if err != nil {
 		return fmt.Errorf("session id: %w", err)
 	}
-	return sp.p.cfg.Sessions.AddParticipant(r.Context(), hash, Participant{
+	p := Participant{
 		ServiceProvider: part.ServiceProviderID,
 		NameID:          part.NameID.Value,
 		NameIDFormat:    part.NameID.Format,
 		NameQualifier:   part.NameID.NameQualifier,
 		SPNameQualifier: part.NameID.SPNameQualifier,
 		SessionIndex:    part.SessionIndex,
-	})
+	}
+	// Most SSO requests come back to an SP the session already knows: a
+	// read then spares the (single, on SQLite) writer.
+	known, err := sp.p.cfg.Sessions.Participants(r.Context(), hash)
+	if err != nil {
+		return err
+	}
+	for _, k := range known {
+		if k == p {
+			return nil
+		}
+	}
+	return sp.p.cfg.Sessions.AddParticipant(r.Context(), hash, p)
 }
 
 // SessionParticipants returns the participants of the candidate sessions
