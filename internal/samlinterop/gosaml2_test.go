@@ -1,8 +1,10 @@
 package samlinterop
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -230,7 +232,8 @@ func goSPLoginWith(tb testing.TB, provider idp, s *goSP, encryption bool, user, 
 // response and (encrypted, then plain) assertion, reports no warning
 // (audience, time, one-time-use, proxy restriction), and the response answers
 // the request it sent, whether that came with the HTTP-Redirect or the
-// HTTP-POST binding.
+// HTTP-POST binding. IsPassive without a hub session gets a NoPassive status
+// (no login page, no assertion); ForceAuthn asks for the password despite one.
 func TestGosaml2(t *testing.T) {
 	h := startHub(t)
 	u := h.createUser(t, ada())
@@ -256,4 +259,34 @@ func TestGosaml2(t *testing.T) {
 			checkIdentity(t, "gosaml2", res.NameID, res.NameIDFormat, res.Attributes, u)
 		})
 	}
+
+	s := startGoSP(t, h)
+	h.AddSP(t, writeFile(t, t.TempDir(), "gosp.xml", s.metadata(t, false)))
+	b := newBrowser(t)
+	t.Run("IsPassive without a hub session", func(t *testing.T) {
+		s.sp.IsPassive = true
+		defer func() { s.sp.IsPassive = false }()
+		p := b.get(s.Base + "/login")
+		if hasLoginForm(p) {
+			t.Fatalf("IsPassive: the hub showed its login form: %s", p)
+		}
+		resp, final := postSAMLResponse(t, b, p)
+		raw, _ := base64.StdEncoding.DecodeString(resp)
+		if !bytes.Contains(raw, []byte(`Value="urn:oasis:names:tc:SAML:2.0:status:NoPassive"`)) || bytes.Contains(raw, []byte("Assertion ")) {
+			t.Errorf("IsPassive: want a Response with status NoPassive and no assertion; got\n%s", raw)
+		}
+		if strings.Contains(final.Body, `"ok":true`) {
+			t.Errorf("IsPassive: gosaml2 accepted a login: %s", final)
+		}
+	})
+	t.Run("ForceAuthn with a hub session", func(t *testing.T) {
+		if res := loginWith(t, b, s.Base, u.UserName, u.Password); !res.OK {
+			t.Fatalf("login: %v", res.Errors)
+		}
+		s.sp.ForceAuthn = true
+		defer func() { s.sp.ForceAuthn = false }()
+		if p := b.get(s.Base + "/login"); !hasLoginForm(p) {
+			t.Errorf("ForceAuthn: want the login form despite the session; got %s", p)
+		}
+	})
 }
