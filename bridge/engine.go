@@ -37,6 +37,9 @@ type Config struct {
 	// HTTPClient is used by the default sources (default: scim/client's
 	// keep-alive transport).
 	HTTPClient *http.Client
+	// ClientConfig, when set, adjusts the scim/client configuration of every
+	// default source (timeouts, retries).
+	ClientConfig func(*client.Config)
 	// LockTTL is the task lock lease (default 2 minutes, renewed every third).
 	LockTTL time.Duration
 	// PageSize is the page size asked of sources and used for local batches
@@ -128,7 +131,7 @@ func DefaultOwner() string {
 }
 
 func (e *Engine) scimSource(s Server) (Source, error) {
-	c, err := client.New(client.Config{
+	cc := client.Config{
 		BaseURL:    s.URL,
 		Token:      s.Token,
 		HTTPClient: e.cfg.HTTPClient,
@@ -136,7 +139,11 @@ func (e *Engine) scimSource(s Server) (Source, error) {
 		UserAgent:  "connect-bridge",
 		Logger:     e.log.With("server", s.ID),
 		OnAttempt:  e.m.observe(s.ID),
-	})
+	}
+	if e.cfg.ClientConfig != nil {
+		e.cfg.ClientConfig(&cc)
+	}
+	c, err := client.New(cc)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/connectsso/connect/bridge/local/sqlite"
 	"github.com/connectsso/connect/bridge/state"
 	"github.com/connectsso/connect/bridge/state/memory"
+	"github.com/connectsso/connect/scim/client"
 )
 
 func TestMain(m *testing.M) { hubtest.Main(m) }
@@ -121,6 +122,9 @@ func (e *env) newEngine(pageSize int) *bridge.Engine {
 		Registerer: prometheus.NewRegistry(),
 		PageSize:   pageSize,
 		LockTTL:    6 * time.Second,
+		ClientConfig: func(c *client.Config) {
+			c.MinBackoff, c.MaxBackoff, c.Timeout, c.MaxRetries = 5*time.Millisecond, 50*time.Millisecond, 2*time.Second, 2
+		},
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -258,6 +258,9 @@ func makeProfile(u *scim.User, exclusions []string) profile {
 		// without one keeps the local hash it has.
 		mask &^= local.FieldPasswordHash
 	}
+	// Excluded values are not even carried: a create writes every field it is
+	// given, and the site keeps its own values for excluded ones.
+	a = local.Merge(local.Account{}, a, mask)
 	p := profile{acct: a, mask: mask,
 		copyUserName: !excluded(exclusions, "userName"),
 		syncActive:   !excluded(exclusions, "active")}

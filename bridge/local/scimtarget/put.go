@@ -1,0 +1,213 @@
+package scimtarget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/connectsso/connect/bridge/local"
+	"github.com/connectsso/connect/scim"
+)
+
+// batch is the working set of one PutAccounts call: the users it touches, read
+// once and kept current as items apply.
+type batch struct {
+	byID  map[string]*fetched
+	byKey map[string]string // userKey → id
+}
+
+func (b *batch) add(f fetched) {
+	b.byID[f.acct.ID] = &f
+	if f.acct.Auth == local.AuthConnect {
+		b.byKey[userKey(f.acct.Server, f.acct.HubUserID)] = f.acct.ID
+	}
+}
+
+// PutAccounts upserts accounts one request at a time (the target has no
+// transactions). A failure to reach the target stops the batch with
+// ErrUnavailable: items before it were written, and a retry of the whole batch
+// finds them unchanged.
+func (t *Target) PutAccounts(ctx context.Context, puts []local.Put) ([]local.Result, error) {
+	if len(puts) > local.MaxBatch {
+		return nil, fmt.Errorf("put %d accounts: at most %d: %w", len(puts), local.MaxBatch, local.ErrInvalid)
+	}
+	b := &batch{byID: map[string]*fetched{}, byKey: map[string]string{}}
+	// Prefetch the connect accounts named by hub key, keyChunk per request.
+	keys := map[string][]string{}
+	for _, p := range puts {
+		if a := p.Account; a.ID == "" && a.Server != "" && a.HubUserID != "" {
+			keys[a.Server] = append(keys[a.Server], a.HubUserID)
+		}
+	}
+	for server, ids := range keys {
+		for i := 0; i < len(ids); i += local.MaxBatch {
+			m, err := t.AccountsByHubID(ctx, server, ids[i:min(len(ids), i+local.MaxBatch)])
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range m {
+				b.add(fetched{acct: a})
+			}
+		}
+	}
+	rs := make([]local.Result, len(puts))
+	for i, p := range puts {
+		r, err := t.putOne(ctx, b, p)
+		if err != nil {
+			return nil, err
+		}
+		rs[i] = r
+	}
+	return rs, nil
+}
+
+// itemErr reports whether err belongs to the item (a contract error the target
+// answered) rather than to the batch (the target unreachable).
+func itemErr(err error) bool {
+	return errors.Is(err, local.ErrNotFound) || errors.Is(err, local.ErrConflict) ||
+		errors.Is(err, local.ErrInvalid) || errors.Is(err, local.ErrPrivileged) || errors.Is(err, local.ErrUnsupported)
+}
+
+func (t *Target) putOne(ctx context.Context, b *batch, p local.Put) (local.Result, error) {
+	r, err := t.putItem(ctx, b, p)
+	if err != nil {
+		if itemErr(err) {
+			return local.Result{Err: err}, nil
+		}
+		return local.Result{}, err
+	}
+	return r, nil
+}
+
+func (t *Target) putItem(ctx context.Context, b *batch, p local.Put) (local.Result, error) {
+	a := p.Account
+	var stored *fetched
+	switch {
+	case a.ID != "":
+		if stored = b.byID[a.ID]; stored == nil {
+			f, err := t.getUser(ctx, a.ID)
+			if err != nil {
+				return local.Result{}, err
+			}
+			b.add(f)
+			stored = b.byID[a.ID]
+		}
+	case a.Server != "" && a.HubUserID != "":
+		if id, ok := b.byKey[userKey(a.Server, a.HubUserID)]; ok {
+			stored = b.byID[id]
+		}
+	}
+	if stored == nil {
+		c := local.Normalize(a)
+		c.ID, c.Created, c.Modified = "", time.Time{}, time.Time{}
+		if err := local.CheckAccount(c); err != nil {
+			return local.Result{}, err
+		}
+		if err := t.checkStorable(c); err != nil {
+			return local.Result{}, err
+		}
+		created, err := t.createUser(ctx, c)
+		if err == nil {
+			b.add(created)
+			return local.Result{Account: created.acct, Op: local.OpCreated}, nil
+		}
+		if !errors.Is(err, local.ErrConflict) || c.Auth != local.AuthConnect {
+			return local.Result{}, err
+		}
+		// Taken: by this very hub user (an earlier try of this put, or another
+		// writer) — then it is an update — or by another account's username.
+		got, lerr := t.AccountByHubID(ctx, c.Server, c.HubUserID)
+		if errors.Is(lerr, local.ErrNotFound) {
+			return local.Result{}, err
+		}
+		if lerr != nil {
+			return local.Result{}, lerr
+		}
+		b.add(fetched{acct: got})
+		stored = b.byID[got.ID]
+	}
+	if p.Fields == 0 {
+		return local.Result{}, fmt.Errorf("update of account %s without a field mask: %w", stored.acct.ID, local.ErrInvalid)
+	}
+	for attempt := 0; ; attempt++ {
+		m := local.Merge(stored.acct, a, p.Fields)
+		if err := local.CheckAccount(m); err != nil {
+			return local.Result{}, fmt.Errorf("account %s: %w", stored.acct.ID, err)
+		}
+		if err := t.checkStorable(m); err != nil {
+			return local.Result{}, err
+		}
+		if err := local.CheckTakeover(stored.acct, m); err != nil {
+			return local.Result{}, err
+		}
+		if local.SameContent(t.view(stored.acct), t.view(m)) {
+			return local.Result{Account: stored.acct, Op: local.OpUnchanged}, nil
+		}
+		updated, err := t.replaceUser(ctx, m, stored.etag)
+		if err == nil {
+			b.add(updated)
+			return local.Result{Account: updated.acct, Op: local.OpUpdated}, nil
+		}
+		// 412: the site application changed the user since we read it; merge again
+		// onto the current version.
+		if !errors.Is(err, errPrecondition) || attempt >= 3 {
+			if errors.Is(err, errPrecondition) {
+				err = fmt.Errorf("account %s keeps changing: %w", stored.acct.ID, local.ErrConflict)
+			}
+			return local.Result{}, err
+		}
+		f, gerr := t.getUser(ctx, stored.acct.ID)
+		if gerr != nil {
+			return local.Result{}, gerr
+		}
+		b.add(f)
+		stored = b.byID[f.acct.ID]
+	}
+}
+
+var errPrecondition = fmt.Errorf("precondition failed: %w", local.ErrConflict)
+
+func (t *Target) readUser(op string, resp *response) (fetched, error) {
+	var u scim.User
+	if err := decode(op, resp, &u); err != nil {
+		return fetched{}, err
+	}
+	if u.ID == "" {
+		return fetched{}, fmt.Errorf("scim target: %s: no id in the answer: %w", op, local.ErrUnavailable)
+	}
+	return fetched{acct: t.account(u), etag: etagOf(resp, &u)}, nil
+}
+
+func (t *Target) createUser(ctx context.Context, a local.Account) (fetched, error) {
+	resp, err := t.do(ctx, http.MethodPost, "/Users", t.userQuery(), t.userResource(a), nil)
+	if err != nil {
+		return fetched{}, err
+	}
+	if resp.status != http.StatusCreated && resp.status != http.StatusOK {
+		return fetched{}, statusErr(fmt.Sprintf("create user %q", a.Username), resp)
+	}
+	return t.readUser("create user", resp)
+}
+
+func (t *Target) replaceUser(ctx context.Context, a local.Account, etag string) (fetched, error) {
+	var hdr http.Header
+	if etag != "" {
+		hdr = http.Header{"If-Match": {etag}}
+	}
+	resp, err := t.do(ctx, http.MethodPut, "/Users/"+url.PathEscape(a.ID), t.userQuery(), t.userResource(a), hdr)
+	if err != nil {
+		return fetched{}, err
+	}
+	switch resp.status {
+	case http.StatusOK:
+		return t.readUser("replace user", resp)
+	case http.StatusPreconditionFailed:
+		return fetched{}, errPrecondition
+	case http.StatusNoContent:
+		return t.getUser(ctx, a.ID)
+	}
+	return fetched{}, statusErr("replace user "+a.ID, resp)
+}
