@@ -32,7 +32,7 @@ type mellonSP struct {
 // protecting /protected/ with mod_auth_mellon against provider.
 func startMellon(tb testing.TB, provider idp) *mellonSP {
 	tb.Helper()
-	apache := testenv.Binary(tb, "apache2")
+	apache := testenv.Binary(tb, "/usr/sbin/apache2") // Debian's; /usr/sbin may not be on PATH
 	if _, err := os.Stat(filepath.Join(apacheModules, "mod_auth_mellon.so")); err != nil {
 		testenv.Missing(tb, "mod_auth_mellon (Debian libapache2-mod-auth-mellon)")
 	}
