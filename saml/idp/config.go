@@ -47,6 +47,9 @@ type Config struct {
 	Sessions         Sessions
 	ServiceProviders ServiceProviders
 	Throttles        Throttles
+	// Scopes, when set, limits which users each SP may receive; nil lets
+	// every registered SP receive every user.
+	Scopes Scopes
 	// Keys holds the signing keys; unused when StaticKeyPEM is set.
 	Keys Keys
 	// StaticKeyPEM and StaticCertPEM, when set, are the only signing key

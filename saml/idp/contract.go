@@ -138,3 +138,10 @@ func AccountKey(userName string) string { return "user:" + strings.ToLower(userN
 
 // AddressKey is the Throttles key of a source address.
 func AddressKey(addr string) string { return "ip:" + addr }
+
+// Scopes decides which users the IdP may assert to which service provider
+// (DESIGN.md §4: a bridge's SP only gets users in its client's scope).
+type Scopes interface {
+	// MayAssert reports whether the user may be logged in to the SP.
+	MayAssert(ctx context.Context, spEntityID, userID string) (bool, error)
+}

@@ -134,7 +134,7 @@ func (sp *sessionProvider) GetSession(w http.ResponseWriter, r *http.Request, re
 	p := sp.p
 	ctx := r.Context()
 	if f, ok := ctx.Value(ctxFreshSession).(*freshLogin); ok {
-		return p.samlSession(f.s, f.u)
+		return p.allowed(w, r, req, f.s, f.u)
 	}
 	force := req.Request.ForceAuthn != nil && *req.Request.ForceAuthn
 	passive := req.Request.IsPassive != nil && *req.Request.IsPassive
@@ -147,7 +147,7 @@ func (sp *sessionProvider) GetSession(w http.ResponseWriter, r *http.Request, re
 		p.internalError(w, r, err)
 		return nil
 	case ok && !force:
-		return p.samlSession(s, u)
+		return p.allowed(w, r, req, s, u)
 	}
 	if passive {
 		if err := req.IDP.SendErrorResponse(w, req, &saml.StatusError{TopLevel: saml.StatusResponder, SecondLevel: saml.StatusNoPassive}); err != nil {
@@ -158,6 +158,24 @@ func (sp *sessionProvider) GetSession(w http.ResponseWriter, r *http.Request, re
 	}
 	p.renderLogin(w, r, http.StatusOK, pendingFrom(r, req), "")
 	return nil
+}
+
+// allowed returns the crewjam session of s when Scopes lets the SP receive
+// u; otherwise it shows an error page and returns nil.
+func (p *IdP) allowed(w http.ResponseWriter, r *http.Request, req *saml.IdpAuthnRequest, s Session, u User) *saml.Session {
+	if p.cfg.Scopes != nil && req.ServiceProviderMetadata != nil {
+		ok, err := p.cfg.Scopes.MayAssert(r.Context(), req.ServiceProviderMetadata.EntityID, u.ID)
+		if err != nil {
+			p.internalError(w, r, err)
+			return nil
+		}
+		if !ok {
+			p.requestLog(r).Info("user outside the SP's scope", "user_id", u.ID, "sp", req.ServiceProviderMetadata.EntityID)
+			p.refuse(w, r, "out_of_scope", http.StatusForbidden, "No access", "Your account is not allowed to use "+spName(req)+". Ask your administrator if you need access.")
+			return nil
+		}
+	}
+	return p.samlSession(s, u)
 }
 
 func spName(req *saml.IdpAuthnRequest) string {

@@ -88,6 +88,7 @@ func (s *Server) mountSAML(mux *http.ServeMux, c Config) error {
 		Sessions:            a,
 		ServiceProviders:    a,
 		Throttles:           a,
+		Scopes:              a,
 		Keys:                a,
 		StaticKeyPEM:        c.SAML.KeyPEM,
 		StaticCertPEM:       c.SAML.CertPEM,
@@ -146,6 +147,7 @@ var (
 	_ idp.ServiceProviders = samlStore{}
 	_ idp.Keys             = samlStore{}
 	_ idp.Throttles        = samlStore{}
+	_ idp.Scopes           = samlStore{}
 )
 
 // idpErr maps store sentinels to the idp ones, keeping the chain.
@@ -299,4 +301,29 @@ func (a samlStore) RecordLoginFailure(ctx context.Context, key string, now time.
 
 func (a samlStore) ClearLoginThrottle(ctx context.Context, key string) error {
 	return a.idp.ClearLoginThrottle(ctx, key)
+}
+
+// MayAssert implements idp.Scopes: an SP that is a client system's (the
+// client's EntityID) receives only the users in that client's scope; an SP
+// registered by hand receives every user.
+func (a samlStore) MayAssert(ctx context.Context, spEntityID, userID string) (bool, error) {
+	cs, ok := a.st.(store.Clients)
+	if !ok {
+		return true, nil
+	}
+	clients, err := cs.ListClients(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range clients {
+		if c.EntityID != spEntityID {
+			continue
+		}
+		in, err := cs.InScope(ctx, store.Scope{ClientID: c.ID, RestrictAudience: c.RestrictAudience, Version: c.ScopeVersion}, []string{userID})
+		if err != nil {
+			return false, err
+		}
+		return in[userID], nil
+	}
+	return true, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/connectsso/connect/saml/idp"
 	"github.com/connectsso/connect/scim"
+	"github.com/connectsso/connect/scim/store"
 )
 
 var encKeyRE = regexp.MustCompile(`(?s)<KeyDescriptor use="encryption">.*?</KeyDescriptor>`)
@@ -167,5 +168,34 @@ func TestSAMLSlowLogin(t *testing.T) {
 		if code != 200 || !strings.HasPrefix(page, "hello userName=alice") {
 			t.Fatalf("after %s: SP said %d %s", tt.wait, code, page)
 		}
+	}
+}
+
+// TestSAMLClientScope: a client system's SP only receives users in the
+// client's scope (its restrict audience).
+func TestSAMLClientScope(t *testing.T) {
+	e := newSAMLEnv(t, nil)
+	in := e.addUser(t, "inside", "pw-in", true)
+	e.addUser(t, "outside", "pw-out", true)
+	aud, err := e.st.CreateGroup(context.Background(), scim.Group{DisplayName: "Site A", Connect: &scim.ConnectGroup{Kind: scim.KindAudience}, Members: []scim.Member{{Value: in.ID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := e.newSP(t, true, nil)
+	if _, err := e.st.CreateClient(context.Background(), store.Client{Name: "Site A", URL: "https://site-a.example/", EntityID: sp.entityID(), RestrictAudience: aud.ID},
+		store.Token{Name: "bridge-a", Hash: HashToken("chub_x")}); err != nil {
+		t.Fatal(err)
+	}
+	if page := e.spLogin(t, e.browser(t), sp, "inside", "pw-in"); !strings.HasPrefix(page, "hello userName=inside") {
+		t.Fatal(page)
+	}
+	c := e.browser(t)
+	_, page := browse(t, c, sp.srv.URL+"/app")
+	code, page := e.submitLogin(t, c, page, "outside", "pw-out")
+	wantRefusal(t, code, page, http.StatusForbidden, "No access")
+	// A hand-registered SP is not scoped.
+	other := e.newSP(t, true, nil)
+	if page := e.spLogin(t, e.browser(t), other, "outside", "pw-out"); !strings.HasPrefix(page, "hello userName=outside") {
+		t.Fatal(page)
 	}
 }
