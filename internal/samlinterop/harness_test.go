@@ -176,7 +176,7 @@ func ada() testUser {
 		Email:       "ada@example.org",
 		GivenName:   "Ada",
 		FamilyName:  "Lovelace",
-		DisplayName: "Ada Lovelace",
+		DisplayName: "Ada Lovelace – Countess <of> Lovelace & “Enchantress of Numbers”", // XML escaping, non-ASCII
 		Audience:    "Analysts",
 		Course:      "Notes on the Engine",
 	}

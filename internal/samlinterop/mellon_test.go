@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/url"
 	"os"
 	"os/exec"
@@ -111,7 +112,11 @@ func pageVars(body string) map[string]string {
 	sc := bufio.NewScanner(strings.NewReader(body))
 	for sc.Scan() {
 		if k, v, ok := strings.Cut(sc.Text(), "="); ok && !strings.ContainsAny(k, " <>") {
-			out[k] = v
+			// Twice: mod_auth_mellon hands attribute values on XML-escaped
+			// (it does so with any IdP; crewjam's samlidp gives the same),
+			// and mod_include's echo escapes them again. The exact value is
+			// checked by the other peers.
+			out[k] = html.UnescapeString(html.UnescapeString(v))
 		}
 	}
 	return out

@@ -17,9 +17,9 @@ func loginAt(tb testing.TB, spBase, user, password string) spResult {
 // metadata lists the current and the next certificate, and an SP that still
 // holds the metadata of before the rotation (gosaml2) keeps working. Once the
 // overlap ends the next key signs: SPs that fetched the metadata during the
-// overlap (gosaml2, and python3-onelogin-saml2 with its x509certMulti) keep
-// working, and the one that never refreshed is refused, which shows the key
-// did change.
+// overlap (gosaml2, python3-onelogin-saml2 with its x509certMulti, and
+// python3-lasso) keep working, and the one that never refreshed is refused,
+// which shows the key did change.
 func TestKeyRotation(t *testing.T) {
 	h := startHub(t)
 	u := h.createUser(t, ada())
@@ -50,6 +50,8 @@ func TestKeyRotation(t *testing.T) {
 	h.AddSP(t, writeFile(t, t.TempDir(), "fresh.xml", fresh.metadata(t, false)))
 	py := startPySP(t, "onelogin_sp.py", h)
 	h.AddSP(t, py.Base+"/metadata")
+	lasso := startPySP(t, "lasso_sp.py", h)
+	h.AddSP(t, lasso.Base+"/metadata")
 	if res := loginAt(t, fresh.Base, u.UserName, u.Password); !res.OK {
 		t.Errorf("during the overlap, an SP with the new metadata was refused: %v", res.Errors)
 	}
@@ -67,6 +69,9 @@ func TestKeyRotation(t *testing.T) {
 	}
 	if res := loginAt(t, py.Base, u.UserName, u.Password); !res.OK {
 		t.Errorf("after the switch, onelogin with the overlap metadata was refused: %v (%s)", res.Errors, res.Reason)
+	}
+	if res := loginAt(t, lasso.Base, u.UserName, u.Password); !res.OK {
+		t.Errorf("after the switch, lasso with the overlap metadata was refused: %v", res.Errors)
 	}
 	if res := loginAt(t, stale.Base, u.UserName, u.Password); res.OK {
 		t.Errorf("after the switch, an SP holding only the old certificate still accepted the response: the old key still signs")
