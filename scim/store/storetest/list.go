@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/connectsso/connect/scim"
+	"github.com/connectsso/connect/scim/filter"
 	"github.com/connectsso/connect/scim/store"
 )
 
@@ -202,6 +203,53 @@ func testSortMultiValued(t *testing.T, s store.Store) {
 				_, err = s.ListUsers(ctx, q)
 			}
 			wantErr(t, "sort by "+tt.path, err, store.ErrInvalid)
+		})
+	}
+}
+
+// testUniqueFilterTotals: a filter on a unique attribute reports the right
+// total however the page is asked for (the store may skip its COUNT for it).
+func testUniqueFilterTotals(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	alice := createUser(t, s, scim.User{UserName: "Alice"})
+	createUser(t, s, scim.User{UserName: "bob", Title: "x"})
+	parse := func(text string) filter.Expr {
+		e, err := filter.Parse(scim.UserResourceType, text, filter.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	for _, tt := range []struct {
+		name   string
+		q      store.Query
+		total  int
+		want   []string
+		cursor bool
+	}{
+		{"userName eq, other case", store.Query{Filter: parse(`userName eq "ALICE"`), Count: 10}, 1, []string{"Alice"}, false},
+		{"no match", store.Query{Filter: parse(`userName eq "carol"`), Count: 10}, 0, []string{}, false},
+		{"past the match", store.Query{Filter: parse(`userName eq "alice"`), Count: 10, StartIndex: 2}, 1, []string{}, false},
+		{"count 0", store.Query{Filter: parse(`userName eq "alice"`), Count: 0}, 1, []string{}, false},
+		{"id eq", store.Query{Filter: parse(`id eq "` + alice.ID + `"`), Count: 10}, 1, []string{"Alice"}, false},
+		{"and with a unique equality", store.Query{Filter: parse(`userName eq "bob" and title eq "y"`), Count: 10}, 0, []string{}, false},
+		{"cursor", store.Query{Filter: parse(`userName eq "bob"`), Count: 10, UseCursor: true}, 1, []string{"bob"}, true},
+		{"or is not unique", store.Query{Filter: parse(`userName eq "bob" or userName eq "alice"`), Count: 1}, 2, []string{"Alice"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := s.ListUsers(ctx, tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Total != tt.total {
+				t.Errorf("Total %d, want %d", p.Total, tt.total)
+			}
+			if diff := cmp.Diff(tt.want, inOrder(p)); diff != "" {
+				t.Errorf("users (-want +got):\n%s", diff)
+			}
+			if tt.cursor && p.NextCursor != "" {
+				t.Errorf("next cursor %q after the only match", p.NextCursor)
+			}
 		})
 	}
 }

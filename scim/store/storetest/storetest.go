@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FilterRejected", testFilterRejected},
 		{"Sort", testSort},
 		{"SortMultiValued", testSortMultiValued},
+		{"UniqueFilterTotals", testUniqueFilterTotals},
 		{"IndexPaging", testIndexPaging},
 		{"CursorPaging", testCursorPaging},
 		{"MemberOps", testMemberOps},

@@ -241,10 +241,16 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 		}
 		after = &c
 	}
-	if q.Filter == nil && q.Scope == nil {
+	// A filter that matches at most one resource needs no COUNT when the page
+	// starts at the first match: the page holds them all (see countless).
+	countless := q.Count > 0 && after == nil && q.StartIndex <= 1 && atMostOne(q.Filter)
+	switch {
+	case countless:
+		total = fewRows // only steers orderBy; set from the page below
+	case q.Filter == nil && q.Scope == nil:
 		// Kept by every create and delete (see journal).
 		err = s.r.QueryRowContext(ctx, s.q(`SELECT value FROM store_meta WHERE key = ?`), spec.counter).Scan(&total)
-	} else {
+	default:
 		cb := s.newBuilder()
 		cb.w("SELECT COUNT(*) FROM ", spec.table)
 		if err := s.where(cb, spec, q.Filter, q.Scope, k, nil); err != nil {
@@ -308,7 +314,27 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 	if err := rows.Err(); err != nil {
 		return 0, "", fmt.Errorf("list: %w", err)
 	}
+	if countless {
+		total = n
+	}
 	return total, next, nil
+}
+
+// atMostOne reports whether e can match at most one resource: it requires an
+// equality on a single-valued attribute that is unique across the server (id,
+// userName; the store enforces both, userName case-insensitively like the
+// comparison). Such filters are what provisioning clients send before almost
+// every write (Entra and Okta look users up by userName).
+func atMostOne(e filter.Expr) bool {
+	switch x := e.(type) {
+	case *filter.And:
+		return atMostOne(x.L) || atMostOne(x.R)
+	case *filter.Compare:
+		a := x.Path.Target()
+		return x.Op == filter.OpEq && x.Value != nil && x.Path.Sub == nil && !a.MultiValued &&
+			(a.Uniqueness == "server" || a.Uniqueness == "global")
+	}
+	return false
 }
 
 // normKey converts a scanned sort key to the JSON-friendly cursor form.
