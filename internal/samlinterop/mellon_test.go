@@ -122,40 +122,38 @@ func pageVars(body string) map[string]string {
 	return out
 }
 
-// mellonLogin registers an Apache + mod_auth_mellon SP with provider and logs
-// in at its protected page, returning the page's variables.
-func mellonLogin(tb testing.TB, provider idp, user, password string) (map[string]string, *page) {
-	tb.Helper()
-	m := startMellon(tb, provider)
-	if got := provider.AddSP(tb, m.Metadata); got != m.EntityID {
-		tb.Errorf("sps add printed %q, want %q", got, m.EntityID)
-	}
-	vars, final := m.login(tb, newBrowser(tb), user, password)
-	return vars, final
-}
-
 // protected is the URL of the page mod_auth_mellon protects.
 func (m *mellonSP) protected() string { return m.Base + "/protected/whoami.shtml" }
 
 // login opens the protected page in b, logs in at the IdP's form and returns
-// the page's variables once mellon lets the browser in.
-func (m *mellonSP) login(tb testing.TB, b *browser, user, password string) (map[string]string, *page) {
+// the page's variables once mellon lets the browser in, the page, and the
+// SAMLResponse the browser carried.
+func (m *mellonSP) login(tb testing.TB, b *browser, user, password string) (map[string]string, *page, string) {
 	tb.Helper()
-	_, final := ssoLogin(tb, b, m.protected(), user, password)
+	resp, final := ssoLogin(tb, b, m.protected(), user, password)
 	if final.Status != 200 || final.URL.String() != m.protected() {
 		tb.Fatalf("after the SAML POST to mod_auth_mellon, want 200 at %s; got %s", m.protected(), final)
 	}
-	return pageVars(final.Body), final
+	return pageVars(final.Body), final, resp
 }
 
 // TestMellon: a complete browser login through Apache httpd with
 // mod_auth_mellon: the protected page redirects to the hub, the hub's login
-// form is filled in and posted, the SAML response goes back to mellon's ACS,
-// and the protected page shows the user mellon read from the assertion.
+// form is filled in and posted, the SAML response (its assertion encrypted to
+// mellon's key) goes back to mellon's ACS, and the protected page shows the
+// user mellon read from the assertion.
 func TestMellon(t *testing.T) {
 	h := startHub(t)
 	u := h.createUser(t, ada())
-	vars, final := mellonLogin(t, h, u.UserName, u.Password)
+	m := startMellon(t, h)
+	if got := h.AddSP(t, m.Metadata); got != m.EntityID {
+		t.Errorf("sps add printed %q, want %q", got, m.EntityID)
+	}
+	vars, final, resp := m.login(t, newBrowser(t), u.UserName, u.Password)
+	// The SP metadata offers an encryption key, so mellon had to decrypt.
+	if raw, _ := base64.StdEncoding.DecodeString(resp); !bytes.Contains(raw, []byte("EncryptedAssertion")) {
+		t.Errorf("the hub did not encrypt the assertion for an SP whose metadata has an encryption key")
+	}
 	want := map[string]string{
 		"REMOTE_USER":        u.ID,
 		"MELLON_NAME_ID":     u.ID,
@@ -190,7 +188,7 @@ func TestMellonSessions(t *testing.T) {
 	h.AddSP(t, writeFile(t, t.TempDir(), "gosp.xml", other.metadata(t, false)))
 
 	b := newBrowser(t)
-	if vars, _ := m.login(t, b, u.UserName, u.Password); vars["MELLON_NAME_ID"] != u.ID {
+	if vars, _, _ := m.login(t, b, u.UserName, u.Password); vars["MELLON_NAME_ID"] != u.ID {
 		t.Fatalf("mellon: NameID %q, want %q", vars["MELLON_NAME_ID"], u.ID)
 	}
 
