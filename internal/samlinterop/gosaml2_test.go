@@ -193,6 +193,7 @@ func (s *goSP) acs(r *http.Request) goSPResult {
 		spResult: spResult{
 			OK: len(errs) == 0, Errors: errs, NameID: info.NameID, NameIDFormat: info.NameIDFormat,
 			Attributes: attrs, SessionIndex: info.SessionIndex, RequestID: requestID,
+			RelayState: r.PostForm.Get("RelayState"),
 		},
 		Warnings: info.WarningInfo,
 	}
@@ -257,6 +258,9 @@ func TestGosaml2(t *testing.T) {
 				t.Errorf("gosaml2 WarningInfo = %+v, want empty", w)
 			}
 			checkIdentity(t, "gosaml2", res.NameID, res.NameIDFormat, res.Attributes, u)
+			if res.RelayState != "gosp-relay" {
+				t.Errorf("RelayState came back as %q, want the SP's %q", res.RelayState, "gosp-relay")
+			}
 		})
 	}
 

@@ -511,6 +511,7 @@ type spResult struct {
 	Attributes   map[string][]string `json:"attributes"`
 	SessionIndex string              `json:"sessionIndex"`
 	RequestID    string              `json:"requestId"`
+	RelayState   string              `json:"relayState"`
 }
 
 // checkIdentity compares what an SP received with the user it should be

@@ -43,6 +43,9 @@ func TestOneLoginStrict(t *testing.T) {
 	if res.SessionIndex == "" {
 		t.Error("onelogin: no SessionIndex in the AuthnStatement")
 	}
+	if res.RelayState != "/after-login" {
+		t.Errorf("RelayState came back as %q, want the SP's %q", res.RelayState, "/after-login")
+	}
 }
 
 // TestLasso: python3-lasso (the library under mod_auth_mellon) processes the
