@@ -139,6 +139,26 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("locked account, unlocked by the admin", func(t *testing.T) {
+		locked := ada()
+		locked.UserName, locked.Email, locked.Audience, locked.Course = "mary.somerville", "ms@example.org", "", ""
+		locked = h.createUser(t, locked)
+		// The default limit is 5 failures; the account is then locked, and the
+		// right password changes nothing.
+		for i := 0; i < 5; i++ {
+			checkRefused(t, attemptLogin(t, newBrowser(t), registered.Base+"/login", locked.UserName, "wrong "+locked.Password), h.base, 400)
+		}
+		lockedSample := `connect_hub_saml_logins_total{result="locked"}`
+		before := h.metric(t, lockedSample)
+		checkRefused(t, attemptLogin(t, newBrowser(t), registered.Base+"/login", locked.UserName, locked.Password), h.base, 400)
+		if after := h.metric(t, lockedSample); after != before+1 {
+			t.Errorf("%s went from %v to %v: the right password after 5 failures was not refused as locked", lockedSample, before, after)
+		}
+		h.cli(t, "", "users", "unlock", locked.UserName)
+		if res := loginAt(t, registered.Base, locked.UserName, locked.Password); !res.OK || res.NameID != locked.ID {
+			t.Errorf("after `hub users unlock`, the login should work: %+v", res)
+		}
+	})
 	t.Run("registered SP still works", func(t *testing.T) {
 		// The refusals above changed nothing for a good request.
 		_, final := ssoLogin(t, newBrowser(t), registered.Base+"/login", u.UserName, u.Password)
