@@ -139,7 +139,7 @@ func (p *IdP) provider(ctx context.Context, validateAt time.Time) (*saml.Identit
 	loginURL, _ := url.Parse(p.base + PathLogin)
 	validity := p.cfg.MetadataValidity
 	return &saml.IdentityProvider{
-		Signer:                  timedSigner{Signer: active.signer, obs: p.m.signing.WithLabelValues(active.alg)},
+		Signer:                  timedSigner{Signer: xmldsigSigner(active.signer), obs: p.m.signing.WithLabelValues(active.alg)},
 		Certificate:             active.cert,
 		ExtraCertificates:       extra,
 		SignatureMethod:         active.method(),

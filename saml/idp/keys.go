@@ -200,15 +200,14 @@ func ParseKeyPair(keyPEM, certPEM []byte) (crypto.Signer, *x509.Certificate, str
 
 // keyRing is the parsed keys, refreshed from Keys now and then.
 type keyRing struct {
-	keys    Keys
-	static  *signingKey
-	alg     string
-	cn      string
-	ttl     time.Duration
-	mu      sync.Mutex
-	loaded  time.Time
-	ring    []*signingKey // by activeFrom
-	loadErr error
+	keys   Keys
+	static *signingKey
+	alg    string
+	cn     string
+	ttl    time.Duration
+	mu     sync.Mutex
+	loaded time.Time
+	ring   []*signingKey // by activeFrom
 }
 
 // current returns the key that signs at now and the keys published besides

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/ecdsa"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/xml"
@@ -11,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -469,7 +469,16 @@ func (p *IdP) serveSLO(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	idp.ServeSLO(w, r.WithContext(ctx))
+	idp.ServeSLO(p.logoutWriter(w, idp), r.WithContext(ctx))
+}
+
+// logoutWriter fixes crewjam's logout-state cookie for ECDSA keys (see
+// derLogoutState).
+func (p *IdP) logoutWriter(w http.ResponseWriter, idp *saml.IdentityProvider) http.ResponseWriter {
+	if _, ok := idp.Signer.Public().(*ecdsa.PublicKey); ok {
+		return &derLogoutState{ResponseWriter: w}
+	}
+	return w
 }
 
 func (p *IdP) serveLogoutPage(w http.ResponseWriter, r *http.Request) {
@@ -518,7 +527,7 @@ func (p *IdP) serveLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, p.cookie(SessionCookie, "", -1))
-	idp.StartLogout(w, r, p.toSAML(s, s.UserID), "")
+	idp.StartLogout(p.logoutWriter(w, idp), r, p.toSAML(s, s.UserID), "")
 	if err := p.cfg.Sessions.DeleteSession(ctx, hash); err != nil {
 		p.requestLog(r).Error("end session", "err", err)
 	}
@@ -569,6 +578,3 @@ func (p *IdP) onError(w http.ResponseWriter, r *http.Request, status int, err er
 	log.Info("saml request refused", "reason", reason, "status", status, "err", err)
 	p.errorPage(w, r, status, title, msg)
 }
-
-// itoa for messages.
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"context"
 	"crypto"
 	"io"
 	"time"
@@ -83,9 +82,4 @@ type ctxKey int
 const (
 	ctxFreshSession ctxKey = iota
 	ctxLogoutUser
-	ctxLogoutSession
 )
-
-func withValue(ctx context.Context, k ctxKey, v any) context.Context {
-	return context.WithValue(ctx, k, v)
-}

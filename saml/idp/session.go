@@ -281,9 +281,6 @@ func (sp *sessionProvider) SessionParticipants(r *http.Request, match func(*saml
 	if err != nil {
 		return nil, err
 	}
-	if id, ok := r.Context().Value(ctxLogoutSession).(Session); ok {
-		cands = append(cands, id)
-	}
 	var out []saml.SessionParticipant
 	for _, s := range cands {
 		if !match(p.toSAML(s, s.UserID)) {

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"crypto"
 	"encoding/xml"
 	"fmt"
 	"html"
@@ -147,7 +146,7 @@ func (e *samlEnv) newSP(t testing.TB, register bool, configure func(*samlsp.Opti
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
 	opts := samlsp.Options{
-		URL: *u, Key: signer.(crypto.Signer), Certificate: cert,
+		URL: *u, Key: signer, Certificate: cert,
 		IDPMetadata: e.idpMetadata(t), HTTPClient: e.hub.Client(),
 	}
 	if configure != nil {
