@@ -78,7 +78,14 @@
 // SP's entity ID) and a 5-minute validity. Attributes (NameFormat basic,
 // xs:string): userName, email, givenName, sn, displayName and groups (one
 // value per audience the user is a direct member of). The assertion is
-// encrypted when the SP's metadata has an encryption key.
+// encrypted when the SP's metadata has an encryption key. An SP that is a
+// client system's (its EntityID) only receives users in that client's scope
+// (its restrict audience); others get the error page "No access".
+//
+// ECDSA SignatureValues are r || s as XML-DSig 1.1 §6.4.3 defines them (what
+// xmlsec1, Santuario, lasso and OneLogin verify). SPs built on goxmldsig
+// v1.6.1 (crewjam/saml, gosaml2) verify only DER ECDSA signatures: keep the
+// default RSA-SHA256 for them.
 //
 // # Keys
 //
