@@ -28,6 +28,10 @@ type result struct {
 	P99      time.Duration `json:"p99Ns"`
 	Max      time.Duration `json:"maxNs"`
 	PeakRSS  int64         `json:"peakRSSBytes"` // hub VmHWM during the phase (0: unknown)
+	// HubCPU and GenCPU are the CPU time the hub and the load generator spent
+	// per request: what the hub costs whatever else runs on the machine.
+	HubCPU time.Duration `json:"hubCPUPerRequestNs"`
+	GenCPU time.Duration `json:"generatorCPUPerRequestNs"`
 }
 
 // recorder collects latencies and errors from many goroutines.

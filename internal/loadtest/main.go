@@ -193,10 +193,21 @@ func oneRun(ctx context.Context, log *slog.Logger, cfg config, bin, dir string, 
 			return rr, ctx.Err()
 		}
 		log.Info("phase", "run", r+1, "phase", ph.name, "load", loadAvg())
+		if ph.warm != nil {
+			ph.warm(ctx)
+		}
 		resetOK := h.resetPeak()
+		hubCPU0, _ := h.cpuTime()
+		genCPU0 := selfCPU()
 		res, err := ph.fn(ctx)
 		if err != nil {
 			return rr, fmt.Errorf("%s: %w", ph.name, err)
+		}
+		hubCPU1, cpuErr := h.cpuTime()
+		genCPU := selfCPU() - genCPU0
+		if len(res) == 1 && res[0].Requests > 0 && cpuErr == nil {
+			res[0].HubCPU = (hubCPU1 - hubCPU0) / time.Duration(res[0].Requests)
+			res[0].GenCPU = genCPU / time.Duration(res[0].Requests)
 		}
 		for i := range res {
 			if p, err := h.peakRSS(); err == nil {
@@ -234,6 +245,7 @@ func oneRun(ctx context.Context, log *slog.Logger, cfg config, bin, dir string, 
 
 type phase struct {
 	name string
+	warm func(ctx context.Context) // unrecorded load first, or nil
 	fn   func(ctx context.Context) ([]result, error)
 }
 
@@ -303,30 +315,36 @@ func (e *runEnv) phases() []phase {
 		posted.Add(1)
 		return nil
 	}
-	throughput := func(name string, conc int, fn op) func(context.Context) ([]result, error) {
-		return func(ctx context.Context) ([]result, error) {
-			if cfg.warmup > 0 {
-				closedLoop(ctx, name, conc, cfg.warmup, 0, fn)
-			}
-			return []result{closedLoop(ctx, name, conc, cfg.duration, 0, fn)}, nil
+	throughput := func(name string, conc int, fn op) phase {
+		return phase{
+			name: name + " (closed loop)",
+			warm: func(ctx context.Context) {
+				if cfg.warmup > 0 {
+					closedLoop(ctx, name, conc, cfg.warmup, 0, fn)
+				}
+			},
+			fn: func(ctx context.Context) ([]result, error) {
+				return []result{closedLoop(ctx, name, conc, cfg.duration, 0, fn)}, nil
+			},
 		}
 	}
-	atRate := func(name string, fn op) func(context.Context) ([]result, error) {
-		return func(ctx context.Context) ([]result, error) {
+	atRate := func(name string, fn op) phase {
+		return phase{name: name + " (open loop)", fn: func(ctx context.Context) ([]result, error) {
 			return []result{openLoop(ctx, name, cfg.rate, cfg.openWorkers, cfg.duration, fn)}, nil
-		}
+		}}
 	}
 	var head string // journal head before the POST phase
 	return []phase{
-		{"GET /Users/{id}", throughput("GET /Users/{id}", cfg.conc, getByID)},
-		{"GET /Users/{id} at rate", atRate("GET /Users/{id}", getByID)},
-		{"filter userName eq", throughput("GET /Users?filter=userName eq", cfg.conc, byUserName)},
-		{"filter userName eq at rate", atRate("GET /Users?filter=userName eq", byUserName)},
-		{"page shallow", throughput("page startIndex≤100", cfg.pageConc, page(func() int { return 1 + rand.IntN(100) }))},
-		{"page deep", throughput(fmt.Sprintf("page startIndex≥%d", max(1, n-100-deepSpan)),
-			cfg.pageConc, page(func() int { return max(1, n-100-rand.IntN(deepSpan)) }))},
-		{"page cursor", throughput("page cursor walk", cfg.pageConc, cursorPage)},
-		{"journal head", func(ctx context.Context) ([]result, error) {
+		throughput("GET /Users/{id}", cfg.conc, getByID),
+		atRate("GET /Users/{id}", getByID),
+		throughput("GET /Users?filter=userName eq", cfg.conc, byUserName),
+		atRate("GET /Users?filter=userName eq", byUserName),
+		throughput("page startIndex≤100", cfg.pageConc, page(func() int { return 1 + rand.IntN(100) })),
+		throughput(fmt.Sprintf("page startIndex≈%d", n/2), cfg.pageConc, page(func() int { return max(1, n/2-rand.IntN(deepSpan)) })),
+		throughput(fmt.Sprintf("page startIndex≥%d", max(1, n-100-deepSpan)),
+			cfg.pageConc, page(func() int { return max(1, n-100-rand.IntN(deepSpan)) })),
+		throughput("page cursor walk", cfg.pageConc, cursorPage),
+		{name: "journal head", fn: func(ctx context.Context) ([]result, error) {
 			body, err := c.expect(ctx, http.StatusOK, "GET", "/Changes", nil)
 			head = jsonString(body, "nextCursor")
 			if err == nil && head == "" {
@@ -334,8 +352,8 @@ func (e *runEnv) phases() []phase {
 			}
 			return nil, err
 		}},
-		{"POST /Users", throughput("POST /Users", cfg.conc, post)},
-		{"Changes poll", func(ctx context.Context) ([]result, error) {
+		throughput("POST /Users", cfg.conc, post),
+		{name: "Changes poll", fn: func(ctx context.Context) ([]result, error) {
 			cursor := head
 			poll := func(ctx context.Context, _, _ int) error {
 				code, body, err := c.do(ctx, "GET", "/Changes?count=100&cursor="+url.QueryEscape(cursor), nil)
@@ -354,7 +372,7 @@ func (e *runEnv) phases() []phase {
 			}
 			return []result{closedLoop(ctx, "GET /Changes (100 changes)", 1, 0, polls, poll)}, nil
 		}},
-		{"PATCH members", e.patchPhase},
+		{name: "PATCH members", fn: e.patchPhase},
 	}
 }
 

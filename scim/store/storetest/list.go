@@ -254,6 +254,68 @@ func testUniqueFilterTotals(t *testing.T, s store.Store) {
 	}
 }
 
+// testIndexPagingEverywhere: every startIndex page, in every order, is the
+// matching slice of the whole listing — from the near end and from the far
+// end (past the middle the store may read pages backwards), with unassigned
+// sort keys, ties and a filter.
+func testIndexPagingEverywhere(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	var us []scim.User
+	for i := range 41 {
+		u := scim.User{UserName: fmt.Sprintf("page%02d", (i*17)%41)}
+		if i%4 != 0 {
+			u.Name = &scim.Name{FamilyName: fmt.Sprintf("F%d", i%5)} // ties
+		}
+		if i%3 == 0 {
+			u.Title = "t"
+		}
+		us = append(us, u)
+	}
+	batchCreate(t, s, us)
+	titled, err := filter.Parse(scim.UserResourceType, `title pr`, filter.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []struct {
+		name   string
+		path   string
+		desc   bool
+		filter filter.Expr
+	}{
+		{"default", "", false, nil},
+		{"userName descending", "userName", true, nil},
+		{"familyName with unassigned and ties", "name.familyName", false, nil},
+		{"familyName descending", "name.familyName", true, nil},
+		{"filtered, familyName", "name.familyName", false, titled},
+		{"filtered, default order", "", false, titled},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			q := store.Query{Count: 1000, Descending: sc.desc, Filter: sc.filter}
+			if sc.path != "" {
+				q.SortBy = path(t, scim.UserResourceType, sc.path)
+			}
+			full, err := s.ListUsers(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := inOrder(full)
+			for _, count := range []int{1, 7} {
+				for start := 1; start <= len(ref)+2; start++ {
+					q.StartIndex, q.Count = start, count
+					p, err := s.ListUsers(ctx, q)
+					if err != nil {
+						t.Fatalf("startIndex %d: %v", start, err)
+					}
+					want := ref[min(start-1, len(ref)):min(start-1+count, len(ref))]
+					if diff := cmp.Diff(want, inOrder(p)); diff != "" || p.Total != len(ref) {
+						t.Fatalf("startIndex %d count %d: total %d (want %d), page (-want +got):\n%s", start, count, p.Total, len(ref), diff)
+					}
+				}
+			}
+		})
+	}
+}
+
 func testIndexPaging(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)
 	var us []scim.User

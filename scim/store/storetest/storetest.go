@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SortMultiValued", testSortMultiValued},
 		{"UniqueFilterTotals", testUniqueFilterTotals},
 		{"IndexPaging", testIndexPaging},
+		{"IndexPagingEverywhere", testIndexPagingEverywhere},
 		{"CursorPaging", testCursorPaging},
 		{"MemberOps", testMemberOps},
 		{"LargeMemberAdd", testLargeMemberAdd},

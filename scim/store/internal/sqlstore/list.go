@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/connectsso/connect/scim"
@@ -202,9 +203,14 @@ func (s *Store) where(b *builder, spec *listSpec, e filter.Expr, sc *store.Scope
 // whole table in pk order (to skip a sort) instead of searching the filter's
 // index — the right trade for a selective range filter such as
 // "meta.lastModified ge" on a large directory.
-func (k sortKey) orderBy(alias string, few bool) string {
+func (k sortKey) orderBy(alias string, few bool) string { return k.orderByDir(alias, few, false) }
+
+// orderByDir is orderBy, or with reverse the exact reverse of that order
+// (unassigned values first, then every key and the pk descending where they
+// were ascending), which reads a deep page from the far end (see list).
+func (k sortKey) orderByDir(alias string, few, reverse bool) string {
 	dir := ""
-	if k.desc {
+	if k.desc != reverse {
 		dir = " DESC"
 	}
 	pk := alias + ".pk" + dir
@@ -219,25 +225,35 @@ func (k sortKey) orderBy(alias string, few bool) string {
 		return " ORDER BY " + k.expr + dir + ", " + pk
 	default:
 		// Unassigned values sort last in both directions.
-		return " ORDER BY (CASE WHEN " + k.expr + " IS NULL THEN 1 ELSE 0 END), " + k.expr + dir + ", " + pk
+		nulls := "(CASE WHEN " + k.expr + " IS NULL THEN 1 ELSE 0 END)"
+		if reverse {
+			nulls += " DESC"
+		}
+		return " ORDER BY " + nulls + ", " + k.expr + dir + ", " + pk
 	}
 }
 
-// list runs the count and page queries of q. scan is called for each row with
-// the row's columns already scanned into dest (spec.cols order).
-func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest func() []any, row func(pk int64)) (total int, next string, err error) {
+// list runs the count and page queries of q. row is called for each row with
+// the row's columns already scanned into dest (spec.cols order). With reversed
+// true the rows came last first: the caller reverses its page.
+//
+// An OFFSET costs a step per skipped row (SQLite and PostgreSQL alike), so
+// index paging past the middle of a listing reads the page from the far end
+// in the reverse order instead: startIndex 999,901 of 1,000,000 skips 0 rows
+// rather than 999,900. The deepest page then sits in the middle.
+func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest func() []any, row func(pk int64)) (total int, next string, reversed bool, err error) {
 	if q.Count < 0 {
-		return 0, "", fmt.Errorf("%w: negative count", store.ErrInvalid)
+		return 0, "", false, fmt.Errorf("%w: negative count", store.ErrInvalid)
 	}
 	k, err := s.sortKey(spec, &q)
 	if err != nil {
-		return 0, "", err
+		return 0, "", false, err
 	}
 	var after *cursor
 	if q.UseCursor && q.Cursor != "" {
 		c, err := decodeCursor(q.Cursor, k)
 		if err != nil {
-			return 0, "", err
+			return 0, "", false, err
 		}
 		after = &c
 	}
@@ -254,15 +270,15 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 		cb := s.newBuilder()
 		cb.w("SELECT COUNT(*) FROM ", spec.table)
 		if err := s.where(cb, spec, q.Filter, q.Scope, k, nil); err != nil {
-			return 0, "", err
+			return 0, "", false, err
 		}
 		err = s.r.QueryRowContext(ctx, cb.String(), cb.args...).Scan(&total)
 	}
 	if err != nil {
-		return 0, "", fmt.Errorf("count: %w", err)
+		return 0, "", false, fmt.Errorf("count: %w", err)
 	}
 	if q.Count == 0 || total == 0 {
-		return total, "", nil
+		return total, "", false, nil
 	}
 	b := s.newBuilder()
 	keyCol := "NULL"
@@ -271,20 +287,32 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 	}
 	b.w("SELECT ", spec.cols, ", ", spec.alias, ".pk, ", keyCol, " FROM ", spec.table)
 	if err := s.where(b, spec, q.Filter, q.Scope, k, after); err != nil {
-		return 0, "", err
+		return 0, "", false, err
 	}
-	b.w(k.orderBy(spec.alias, (q.Filter != nil || q.Scope != nil) && total <= fewRows))
 	limit := q.Count
 	if q.UseCursor {
 		limit++ // one more row tells whether there is a next page
 	}
-	b.w(" LIMIT ", b.arg(limit))
+	offset := 0
 	if !q.UseCursor && q.StartIndex > 1 {
-		b.w(" OFFSET ", b.arg(q.StartIndex-1))
+		offset = q.StartIndex - 1
+	}
+	if !countless && !q.UseCursor && offset > total/2 {
+		if offset >= total {
+			return total, "", false, nil
+		}
+		reversed = true
+		limit = min(limit, total-offset)
+		offset = total - offset - limit
+	}
+	b.w(k.orderByDir(spec.alias, (q.Filter != nil || q.Scope != nil) && total <= fewRows, reversed))
+	b.w(" LIMIT ", b.arg(limit))
+	if offset > 0 {
+		b.w(" OFFSET ", b.arg(offset))
 	}
 	rows, err := s.r.QueryContext(ctx, b.String(), b.args...)
 	if err != nil {
-		return 0, "", fmt.Errorf("list: %w", err)
+		return 0, "", false, fmt.Errorf("list: %w", err)
 	}
 	defer rows.Close()
 	n := 0
@@ -299,7 +327,7 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 		var key any
 		d := append(dest(), &pk, &key)
 		if err := rows.Scan(d...); err != nil {
-			return 0, "", fmt.Errorf("list: %w", err)
+			return 0, "", false, fmt.Errorf("list: %w", err)
 		}
 		last = cursor{Sig: k.sig, PK: pk}
 		if k.expr != "" {
@@ -312,12 +340,12 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 		row(pk)
 	}
 	if err := rows.Err(); err != nil {
-		return 0, "", fmt.Errorf("list: %w", err)
+		return 0, "", false, fmt.Errorf("list: %w", err)
 	}
 	if countless {
 		total = n
 	}
-	return total, next, nil
+	return total, next, reversed, nil
 }
 
 // atMostOne reports whether e can match at most one resource: it requires an
@@ -360,7 +388,7 @@ func (s *Store) ListUsers(ctx context.Context, q store.Query) (store.Page[scim.U
 	var id, doc string
 	var version, created, modified int64
 	var derr error
-	total, next, err := s.list(ctx, &spec, q,
+	total, next, reversed, err := s.list(ctx, &spec, q,
 		func() []any { return []any{&id, &doc, &version, &created, &modified} },
 		func(int64) {
 			u, err := decodeUser(id, doc, version, created, modified)
@@ -374,6 +402,9 @@ func (s *Store) ListUsers(ctx context.Context, q store.Query) (store.Page[scim.U
 	}
 	if err != nil {
 		return store.Page[scim.User]{}, fmt.Errorf("list users: %w", err)
+	}
+	if reversed {
+		slices.Reverse(page.Items)
 	}
 	page.Total, page.NextCursor = total, next
 	if len(page.Items) > 0 {
@@ -401,7 +432,7 @@ func (s *Store) ListGroups(ctx context.Context, q store.Query) (store.Page[scim.
 	var gpk, version, created, modified int64
 	var g scim.Group
 	var ext, kind sql.NullString
-	total, next, err := s.list(ctx, &spec, q,
+	total, next, reversed, err := s.list(ctx, &spec, q,
 		func() []any {
 			g = scim.Group{}
 			return []any{&gpk, &g.ID, &g.DisplayName, &ext, &kind, &version, &created, &modified}
@@ -418,6 +449,10 @@ func (s *Store) ListGroups(ctx context.Context, q store.Query) (store.Page[scim.
 		})
 	if err != nil {
 		return store.Page[scim.Group]{}, fmt.Errorf("list groups: %w", err)
+	}
+	if reversed {
+		slices.Reverse(page.Items)
+		slices.Reverse(pks)
 	}
 	page.Total, page.NextCursor = total, next
 	if q.Members && len(pks) > 0 {
