@@ -1,0 +1,300 @@
+// Package nginx_test runs the shipped auth_request configuration on real nginx
+// in front of a bridge's SSO handler (saml/sp) and a stand-in site.
+package nginx_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/connectsso/connect/bridge/state"
+	"github.com/connectsso/connect/bridge/state/memory"
+	"github.com/connectsso/connect/internal/testenv"
+	"github.com/connectsso/connect/saml/sp"
+)
+
+// sessions adapts the bridge state to the SP's Sessions and ReplayCache.
+type sessions struct{ st state.State }
+
+func (a sessions) PutSession(ctx context.Context, s sp.StoredSession, ttl time.Duration) error {
+	return a.st.PutSession(ctx, state.Session{ID: s.ID, Hub: s.Hub, Subject: s.Subject, Data: s.Data}, ttl)
+}
+
+func (a sessions) GetSession(ctx context.Context, id string) (sp.StoredSession, error) {
+	s, err := a.st.GetSession(ctx, id)
+	if errors.Is(err, state.ErrNotFound) {
+		return sp.StoredSession{}, fmt.Errorf("%w: %w", sp.ErrNotFound, err)
+	}
+	return sp.StoredSession{ID: s.ID, Hub: s.Hub, Subject: s.Subject, Data: s.Data, Expires: s.Expires}, err
+}
+
+func (a sessions) DeleteSession(ctx context.Context, id string) error {
+	return a.st.DeleteSession(ctx, id)
+}
+
+func (a sessions) DeleteSessions(ctx context.Context, hub, subject string) (int, error) {
+	return a.st.DeleteSessions(ctx, hub, subject)
+}
+
+func (a sessions) Seen(ctx context.Context, hub, id string, expiry time.Time) (bool, error) {
+	return a.st.Seen(ctx, hub, id, expiry)
+}
+
+type noHubs struct{}
+
+func (noHubs) Hubs(context.Context) ([]sp.Hub, error) { return nil, nil }
+
+// accounts: one manual account, bob, whose access the test can withdraw.
+type accounts struct {
+	mu      sync.Mutex
+	blocked bool
+}
+
+func (a *accounts) Login(context.Context, string, sp.Identity) (sp.LocalUser, error) {
+	return sp.LocalUser{}, sp.ErrNotAllowed
+}
+
+func (a *accounts) Allowed(_ context.Context, u sp.LocalUser) (sp.LocalUser, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.blocked {
+		return sp.LocalUser{}, sp.ErrNotAllowed
+	}
+	return u, nil
+}
+
+func (a *accounts) Authenticate(_ context.Context, username, password string) (sp.LocalUser, error) {
+	if username == "bob" && password == "bob-pw" {
+		return sp.LocalUser{ID: "M1", Username: "bob", Email: "bob@site.example", DisplayName: "Bob Builder", Groups: []string{"editors", "staff"}}, nil
+	}
+	return sp.LocalUser{}, sp.ErrInvalid
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func hostPort(t *testing.T, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}
+
+// startNginx renders the shipped configuration into a temporary prefix with
+// the two upstreams and a listener, and runs nginx in the foreground.
+func startNginx(t *testing.T, port int, bridge, site string) {
+	t.Helper()
+	bin := testenv.Binary(t, "nginx")
+	dir := t.TempDir()
+	for _, f := range []string{"connect-locations.conf", "connect-proxy.conf"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;" // workers must read and write the temporary prefix
+	}
+	conf := fmt.Sprintf(`%s
+worker_processes 1;
+daemon off;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log info;
+events { worker_connections 256; }
+http {
+    access_log %[2]s/access.log;
+    client_body_temp_path %[2]s/body;
+    proxy_temp_path %[2]s/proxy;
+    fastcgi_temp_path %[2]s/fastcgi;
+    uwsgi_temp_path %[2]s/uwsgi;
+    scgi_temp_path %[2]s/scgi;
+    upstream connect_bridge { server %[3]s; keepalive 8; }
+    upstream connect_site { server %[4]s; keepalive 8; }
+    server {
+        listen 127.0.0.1:%[5]d;
+        server_name localhost;
+        include connect-locations.conf;
+    }
+}
+`, user, dir, bridge, site, port)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "-t", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log")).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	// No stdio: everything goes to error.log, and no nginx process can hold
+	// the test binary's output open.
+	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// SIGTERM: the master stops its worker before it exits (a SIGKILL
+		// would orphan the worker).
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx error.log:\n%s", b)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not listen on %d: %v", port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func TestAuthRequest(t *testing.T) {
+	port := freePort(t)
+	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	// The site echoes what nginx passed on.
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "path=%s\nuser=%s\nemail=%s\nname=%s\ngroups=%s\n", r.URL.RequestURI(),
+			r.Header.Get("X-Connect-User"), r.Header.Get("X-Connect-Email"), r.Header.Get("X-Connect-Name"), r.Header.Get("X-Connect-Groups"))
+	}))
+	t.Cleanup(site.Close)
+
+	keyPEM, certPEM, err := sp.NewKeyPair("bridge.test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := sessions{memory.New(memory.Config{})}
+	acc := &accounts{}
+	s, err := sp.New(sp.Config{
+		BaseURL: origin, SiteName: "Example Site", KeyPEM: keyPEM, CertPEM: certPEM,
+		Hubs: noHubs{}, Sessions: st, Replay: st, Accounts: acc, Local: acc,
+		AllowedCache: -1, Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridge := httptest.NewServer(s.Handler())
+	t.Cleanup(bridge.Close)
+	startNginx(t, port, hostPort(t, bridge.URL), hostPort(t, site.URL))
+
+	jar, _ := cookiejar.New(nil)
+	noFollow := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c := &http.Client{Jar: jar, CheckRedirect: noFollow, Timeout: 10 * time.Second}
+	get := func(path string, hdr ...string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", origin+path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+
+	// No session: a redirect to the bridge's login page that comes back here.
+	// Headers a client sends under the Connect names change nothing.
+	resp, _ := get("/app/page?a=1&b=2", "X-Connect-User", "admin")
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || loc == nil || loc.Path != "/login" || loc.Query().Get("rd") != "/app/page?a=1&b=2" {
+		t.Fatalf("without a session: %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if loc.Host != "" && loc.Host != hostPort(t, origin) {
+		t.Fatalf("login redirect leaves the site: %q", loc)
+	}
+
+	// The login page, through nginx.
+	resp, page := get(loc.RequestURI())
+	m := csrfField.FindStringSubmatch(page)
+	if resp.StatusCode != 200 || m == nil || !strings.Contains(page, "Log in to Example Site") {
+		t.Fatalf("login page: %d %s", resp.StatusCode, page)
+	}
+	form := url.Values{"csrf": {m[1]}, "rd": {"/app/page?a=1&b=2"}, "username": {"bob"}, "password": {"bob-pw"}}
+	resp, err = c.PostForm(origin+"/login", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/app/page?a=1&b=2" {
+		t.Fatalf("login: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// With the session: the site gets the page and who is asking.
+	resp, body := get("/app/page?a=1&b=2", "X-Connect-User", "admin", "X-Connect-Groups", "admins")
+	want := "path=/app/page?a=1&b=2\nuser=bob\nemail=bob@site.example\nname=Bob Builder\ngroups=editors,staff\n"
+	if resp.StatusCode != 200 || body != want {
+		t.Fatalf("with a session: %d\n%s\nwant\n%s", resp.StatusCode, body, want)
+	}
+
+	// Known but no longer allowed: 403, the site never sees the request.
+	acc.mu.Lock()
+	acc.blocked = true
+	acc.mu.Unlock()
+	if resp, _ := get("/app/page"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("blocked account: %d", resp.StatusCode)
+	}
+	acc.mu.Lock()
+	acc.blocked = false
+	acc.mu.Unlock()
+
+	// Logout through nginx ends it.
+	resp, _ = get("/logout", "Sec-Fetch-Site", "same-origin")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if resp, _ := get("/app/page"); resp.StatusCode != http.StatusFound {
+		t.Fatalf("after logout: %d", resp.StatusCode)
+	}
+	// The subrequest location is not reachable from outside.
+	if resp, _ := get("/_connect_auth"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/_connect_auth from outside: %d", resp.StatusCode)
+	}
+}
