@@ -39,8 +39,8 @@ func benchBridge(b *testing.B, useRedis bool, n int) (*httptest.Server, *SP, []s
 		toks[i] = newToken()
 		now := time.Now()
 		d := &sessionData{
-			User:    LocalUser{ID: "L" + toks[i][:8], Username: "tcuser" + toks[i][:6], Email: "u@example.com", Groups: []string{"staff", "course-101"}, Hub: "hub1"},
-			Hub:     "hub1", Subject: toks[i][:10], Created: now, Touched: now,
+			User: LocalUser{ID: "L" + toks[i][:8], Username: "tcuser" + toks[i][:6], Email: "u@example.com", Groups: []string{"staff", "course-101"}, Hub: "hub1"},
+			Hub:  "hub1", Subject: toks[i][:10], Created: now, Touched: now,
 		}
 		if err := s.putSession(ctx, tokenHash(toks[i]), d); err != nil {
 			b.Fatal(err)
