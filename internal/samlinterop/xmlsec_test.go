@@ -122,7 +122,10 @@ func verifyWithXmlsec1(t *testing.T, xmlsec string, provider idp, alg, user, pas
 	_, certs := parseIdPMetadata(t, fetch(t, provider.MetadataURL()))
 	dir := t.TempDir()
 	samlResponse, res := goSPLogin(t, provider, false, user, password)
-	if !res.OK {
+	// goxmldsig v1.6.1, under gosaml2, verifies ECDSA only in DER form, not
+	// the r || s of XML-DSig 1.1 (saml/idp's doc says so): it carries the
+	// response here, xmlsec1 judges it.
+	if !res.OK && alg != algECDSASHA256 {
 		t.Errorf("gosaml2 SP refused the response too: %v", res.Errors)
 	}
 	raw, err := base64.StdEncoding.DecodeString(samlResponse)
@@ -189,4 +192,6 @@ func TestECDSA(t *testing.T) {
 		}
 		checkIdentity(t, "onelogin", res.NameID, res.NameIDFormat, res.Attributes, u)
 	})
+	// Not lasso (nor so mod_auth_mellon): lasso 2.8 knows RSA, DSA and HMAC
+	// signatures only and refuses any ECDSA one; such SPs need RSA.
 }
