@@ -21,6 +21,11 @@ const (
 	flagSAMLKey     = "saml-key"
 	flagSAMLCert    = "saml-cert"
 	flagSAMLSigning = "saml-signing"
+
+	flagUpstreamMetadata = "upstream-metadata"
+	flagUpstreamName     = "upstream-name"
+	flagUpstreamMatch    = "upstream-match-attribute"
+	flagUpstreamCreate   = "upstream-create-users"
 )
 
 func samlServeFlags() []cli.Flag {
@@ -28,13 +33,22 @@ func samlServeFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagSAMLKey, Usage: "PEM private key the SAML IdP signs with (default: keys kept in the store, generated at first start)", EnvVars: hubEnv(flagSAMLKey), TakesFile: true}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagSAMLCert, Usage: "PEM certificate of --saml-key", EnvVars: hubEnv(flagSAMLCert), TakesFile: true}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagSAMLSigning, Usage: "algorithm of a generated SAML signing key: rsa (RSA-2048, RSA-SHA256) or ecdsa (P-256)", Value: "rsa", EnvVars: hubEnv(flagSAMLSigning)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagUpstreamMetadata, Usage: "metadata URL or file of an enterprise SAML IdP the login page offers (the hub's SP metadata for it is at /saml/upstream/metadata)", EnvVars: hubEnv(flagUpstreamMetadata)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagUpstreamName, Usage: "name of the enterprise IdP on the login page (\"Log in with NAME\")", EnvVars: hubEnv(flagUpstreamName)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagUpstreamMatch, Usage: "asserted attribute that finds the hub user, ATTR[=FIELD] with FIELD email, userName, externalId or employeeNumber", Value: "email", EnvVars: hubEnv(flagUpstreamMatch)}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: flagUpstreamCreate, Usage: "create a hub user at the first upstream login when none matches", EnvVars: hubEnv(flagUpstreamCreate)}),
 	}
 }
 
 // loadSAMLSettings reads the SAML flags (and key files).
 func loadSAMLSettings(c *cli.Context) (hub.SAMLConfig, []error) {
 	var errs []error
-	cfg := hub.SAMLConfig{Algorithm: c.String(flagSAMLSigning)}
+	cfg := hub.SAMLConfig{Algorithm: c.String(flagSAMLSigning), Upstream: hub.UpstreamConfig{
+		Metadata:       c.String(flagUpstreamMetadata),
+		Name:           c.String(flagUpstreamName),
+		MatchAttribute: c.String(flagUpstreamMatch),
+		CreateUsers:    c.Bool(flagUpstreamCreate),
+	}}
 	if _, err := idp.NormalizeAlgorithm(cfg.Algorithm); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", flagSAMLSigning, err))
 	}

@@ -47,6 +47,9 @@ type Config struct {
 	Sessions         Sessions
 	ServiceProviders ServiceProviders
 	Throttles        Throttles
+	// Upstream, when set, offers "Log in with <enterprise IdP>" on the login
+	// page: the hub is a SAML SP of that IdP.
+	Upstream *UpstreamConfig
 	// Scopes, when set, limits which users each SP may receive; nil lets
 	// every registered SP receive every user.
 	Scopes Scopes
@@ -130,6 +133,11 @@ func (c Config) Validate() error {
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("saml: %s %s: must not be negative", name, d))
+		}
+	}
+	if u := c.Upstream; u != nil {
+		if u.Name == "" || u.Metadata == "" || u.Users == nil || u.Key == nil {
+			errs = append(errs, errors.New("saml: upstream IdP: name, metadata, users and key are required"))
 		}
 	}
 	if c.AccountLimit < 0 || c.AddressLimit < 0 || c.MaxConcurrentHashes < 0 {

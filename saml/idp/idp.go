@@ -46,7 +46,8 @@ type IdP struct {
 	// costs the same time as a wrong password.
 	dummyHash string
 
-	spCache sync.Map // entity ID → *cachedSP
+	spCache sync.Map  // entity ID → *cachedSP
+	up      *upstream // nil without an upstream IdP
 }
 
 type cachedSP struct {
@@ -81,14 +82,27 @@ func New(cfg Config) (*IdP, error) {
 		p.keys.static = &signingKey{id: "static", alg: alg, signer: signer, cert: cert}
 	}
 	p.dummyHash = dummyArgon2Hash
+	if c.Upstream != nil {
+		p.up = &upstream{p: p, cfg: *c.Upstream}
+	}
 	return p, nil
+}
+
+// Routes are the paths Handler serves.
+func (p *IdP) Routes() []string {
+	r := []string{PathMetadata, PathSSO, PathSLO, PathIdPInitiated, PathLogin, PathLogout}
+	if p.up != nil {
+		r = append(r, PathUpstreamMetadata, PathUpstreamLogin, PathUpstreamACS, PathUpstreamResume)
+	}
+	return r
 }
 
 // EntityID is the IdP's entity ID (its metadata URL).
 func (p *IdP) EntityID() string { return p.base + PathMetadata }
 
 // Handler serves the IdP routes (PathMetadata, PathSSO, PathSLO,
-// PathIdPInitiated, PathLogin, PathLogout). Mount it on those paths.
+// PathIdPInitiated, PathLogin, PathLogout, and with an upstream IdP the
+// PathUpstream* routes). Mount it on Routes().
 func (p *IdP) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathMetadata, p.serveMetadata)
@@ -101,6 +115,12 @@ func (p *IdP) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathLogin, p.serveLogin)
 	mux.HandleFunc("GET "+PathLogout, p.serveLogoutPage)
 	mux.HandleFunc("POST "+PathLogout, p.serveLogout)
+	if p.up != nil {
+		mux.HandleFunc("GET "+PathUpstreamMetadata, p.serveUpstreamMetadata)
+		mux.HandleFunc("GET "+PathUpstreamLogin, p.serveUpstreamLogin)
+		mux.HandleFunc("POST "+PathUpstreamACS, p.serveUpstreamACS)
+		mux.HandleFunc("GET "+PathUpstreamResume, p.serveUpstreamResume)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
@@ -171,6 +191,16 @@ type fixedClock struct {
 func (c fixedClock) Now() time.Time                  { return c.t }
 func (c fixedClock) Since(t time.Time) time.Duration { return c.t.Sub(t) }
 func (c fixedClock) Until(t time.Time) time.Duration { return t.Sub(c.t) }
+
+// funcClock is a clockwork.Clock whose Now is the IdP's injected clock.
+type funcClock struct {
+	clockwork.Clock
+	now func() time.Time
+}
+
+func (c funcClock) Now() time.Time                  { return c.now() }
+func (c funcClock) Since(t time.Time) time.Duration { return c.now().Sub(t) }
+func (c funcClock) Until(t time.Time) time.Duration { return t.Sub(c.now()) }
 
 // logAdapter sends crewjam's log lines to slog at debug level: the IdP logs
 // every refusal itself, with the request id.

@@ -79,6 +79,9 @@ func (p *IdP) csrfOK(r *http.Request) bool {
 
 func (p *IdP) renderLogin(w http.ResponseWriter, r *http.Request, status int, pend pending, msg string) {
 	page := loginPage{Hub: p.cfg.Name, Error: msg, Action: PathLogin, CSRF: p.csrfToken(w, r), Pending: pend}
+	if p.up != nil {
+		page.UpstreamName, page.UpstreamLink = p.up.cfg.Name, p.upstreamLink(pend)
+	}
 	if msg != "" {
 		page.UserName = r.PostFormValue(FieldUserName)
 		if len(page.UserName) > maxUserName {

@@ -18,6 +18,10 @@ const (
 	resultCSRF      = "csrf"
 	resultBusy      = "busy" // no hashing slot in time
 	resultError     = "error"
+	// resultUpstream: logged in through the upstream IdP;
+	// resultUpstreamUnknown: its identity matched no hub user (or several).
+	resultUpstream        = "upstream"
+	resultUpstreamUnknown = "upstream_unknown_user"
 )
 
 type metrics struct {
@@ -47,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "SAML requests refused with an error page, by reason.",
 		}, []string{"reason"}),
 	}
-	for _, r := range []string{resultSuccess, resultBad, resultLocked, resultThrottled, resultSuspended, resultCSRF, resultBusy, resultError} {
+	for _, r := range []string{resultSuccess, resultBad, resultLocked, resultThrottled, resultSuspended, resultCSRF, resultBusy, resultError, resultUpstream, resultUpstreamUnknown} {
 		m.logins.WithLabelValues(r)
 	}
 	for _, k := range []string{"sso", "idp_initiated", "error"} {

@@ -45,6 +45,7 @@ var loginTemplate = template.Must(template.New("login").Parse(`<!DOCTYPE html>
 <input type="password" id="password" name="password" autocomplete="current-password" required>
 <button type="submit" id="login-submit">Log in</button>
 </form>
+{{if .UpstreamName}}<p><a id="upstream-login" href="{{.UpstreamLink}}">Log in with {{.UpstreamName}}</a></p>{{end}}
 </main></body></html>`))
 
 var messageTemplate = template.Must(template.New("message").Parse(`<!DOCTYPE html>
@@ -59,6 +60,7 @@ var messageTemplate = template.Must(template.New("message").Parse(`<!DOCTYPE htm
 type loginPage struct {
 	Hub, For, Error, Action, CSRF, UserName string
 	Pending                                 pending
+	UpstreamName, UpstreamLink              string
 }
 
 type messagePage struct {

@@ -37,6 +37,8 @@ type SAMLConfig struct {
 	AddressLockout time.Duration
 	// MaxConcurrentHashes bounds password hashing at once (0: GOMAXPROCS+1).
 	MaxConcurrentHashes int
+	// Upstream is the optional enterprise IdP (saml_upstream.go).
+	Upstream UpstreamConfig
 }
 
 func (c SAMLConfig) validate() error {
@@ -63,11 +65,11 @@ func (c SAMLConfig) validate() error {
 	if c.AccountLimit < 0 || c.AddressLimit < 0 || c.MaxConcurrentHashes < 0 {
 		errs = append(errs, errors.New("saml: limits must not be negative"))
 	}
+	if err := c.Upstream.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
-
-// samlRoutes are the paths the IdP serves on the hub mux.
-var samlRoutes = []string{idp.PathMetadata, idp.PathSSO, idp.PathSLO, idp.PathIdPInitiated, idp.PathLogin, idp.PathLogout}
 
 // mountSAML builds the IdP over the store and mounts its routes. A store
 // without the IdP ability (store.IdP) leaves them unmounted.
@@ -81,7 +83,13 @@ func (s *Server) mountSAML(mux *http.ServeMux, c Config) error {
 		return nil
 	}
 	a := samlStore{st: c.Store, idp: ist}
+	var up *idp.UpstreamConfig
+	if c.SAML.Upstream.Metadata != "" {
+		uu := &upstreamUsers{a: a, cfg: c.SAML.Upstream, actor: "saml-upstream", hubURL: c.URL, clock: c.Clock}
+		up = &idp.UpstreamConfig{Name: c.SAML.Upstream.Name, Metadata: c.SAML.Upstream.Metadata, Users: uu, Key: uu.key}
+	}
 	p, err := idp.New(idp.Config{
+		Upstream:            up,
 		BaseURL:             c.URL,
 		Name:                c.Name,
 		Users:               a,
@@ -110,7 +118,7 @@ func (s *Server) mountSAML(mux *http.ServeMux, c Config) error {
 		return fmt.Errorf("hub saml idp: %w", err)
 	}
 	h := p.Handler()
-	for _, path := range samlRoutes {
+	for _, path := range p.Routes() {
 		mux.Handle(path, h)
 	}
 	s.samlStore = ist

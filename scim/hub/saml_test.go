@@ -7,6 +7,7 @@ import (
 	"html"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -48,9 +49,20 @@ func newSAMLEnv(t *testing.T, configure func(*Config)) *samlEnv {
 
 func newSAMLEnvOn(t *testing.T, st *sqlite.Store, configure func(*Config)) *samlEnv {
 	t.Helper()
+	return newSAMLEnvHost(t, st, "", configure)
+}
+
+// newSAMLEnvHost serves the hub as https://HOST:PORT when host is set (a
+// name under example.com, which the httptest certificate covers; browser()
+// dials it on loopback), so that two hubs in one test keep separate cookies.
+func newSAMLEnvHost(t *testing.T, st *sqlite.Store, host string, configure func(*Config)) *samlEnv {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
+	if host != "" {
+		srv.URL = strings.Replace(srv.URL, "127.0.0.1", host, 1)
+	}
 	e := &samlEnv{st: st, hub: srv, reg: prometheus.NewRegistry(), logs: newSyncBuffer()}
 	cfg := Config{
 		Listen: "127.0.0.1:0", URL: srv.URL, Name: "Test hub", Store: st,
@@ -101,8 +113,15 @@ func (e *samlEnv) addUser(t testing.TB, userName, pw string, active bool, audien
 func (e *samlEnv) browser(t testing.TB) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	c := e.hub.Client()
-	return &http.Client{Transport: c.Transport, Jar: jar, Timeout: 30 * time.Second}
+	tr := e.hub.Client().Transport.(*http.Transport).Clone()
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, ".example.com") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	return &http.Client{Transport: tr, Jar: jar, Timeout: 30 * time.Second}
 }
 
 // testSP is a crewjam/saml service provider (samlsp) behind its own TLS server.
@@ -113,7 +132,7 @@ type testSP struct {
 
 func (e *samlEnv) idpMetadata(t testing.TB) *saml.EntityDescriptor {
 	t.Helper()
-	resp, err := e.hub.Client().Get(e.hub.URL + idp.PathMetadata)
+	resp, err := e.browser(t).Get(e.hub.URL + idp.PathMetadata)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +166,7 @@ func (e *samlEnv) newSP(t testing.TB, register bool, configure func(*samlsp.Opti
 	u, _ := url.Parse(srv.URL)
 	opts := samlsp.Options{
 		URL: *u, Key: signer, Certificate: cert,
-		IDPMetadata: e.idpMetadata(t), HTTPClient: e.hub.Client(),
+		IDPMetadata: e.idpMetadata(t), HTTPClient: e.browser(t),
 	}
 	if configure != nil {
 		configure(&opts)
