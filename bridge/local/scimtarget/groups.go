@@ -159,6 +159,16 @@ func (t *Target) PutGroup(ctx context.Context, actor local.Actor, g local.Group)
 	if actor != local.ActorConnect && stored.Locked {
 		return local.Group{}, "", fmt.Errorf("group %s (%q): %w", stored.ID, stored.Name, local.ErrLocked)
 	}
+	if g.HubGroupID != "" && (g.Server != stored.Server || g.HubGroupID != stored.HubGroupID) {
+		// The target does not keep externalId unique: check the new key here.
+		other, err := t.GroupByHubID(ctx, g.Server, g.HubGroupID)
+		if err == nil && other.ID != stored.ID {
+			return local.Group{}, "", fmt.Errorf("group (%s, %s) exists: %w", g.Server, g.HubGroupID, local.ErrConflict)
+		}
+		if err != nil && !errors.Is(err, local.ErrNotFound) {
+			return local.Group{}, "", err
+		}
+	}
 	want := t.group(t.groupResource(g))
 	if stored.Name == want.Name && stored.Kind == want.Kind && stored.Server == want.Server &&
 		stored.HubGroupID == want.HubGroupID && stored.Locked == want.Locked {
@@ -318,7 +328,7 @@ func (t *Target) RemoveMembers(ctx context.Context, actor local.Actor, groupID s
 }
 
 // SetMembers applies the difference between the member list and accountIDs:
-// chunked removes, then chunked adds.
+// chunked adds, then chunked removes.
 func (t *Target) SetMembers(ctx context.Context, actor local.Actor, groupID string, accountIDs []string) (int, int, error) {
 	for _, id := range accountIDs {
 		if id == "" {
@@ -342,11 +352,12 @@ func (t *Target) SetMembers(ctx context.Context, actor local.Actor, groupID stri
 		del = append(del, id)
 	}
 	slices.Sort(del)
-	if err := t.removeChunks(ctx, groupID, del); err != nil {
+	// Adds first: an unknown account id fails before anyone was removed.
+	if err := t.addChunks(ctx, groupID, add); err != nil {
 		return 0, 0, err
 	}
-	if err := t.addChunks(ctx, groupID, add); err != nil {
-		return 0, len(del), err
+	if err := t.removeChunks(ctx, groupID, del); err != nil {
+		return len(add), 0, err
 	}
 	return len(add), len(del), nil
 }

@@ -71,7 +71,7 @@ func startHub(t testing.TB) (scimBase, token string) {
 	if out, err := exec.Command(bin, "hub", "settings", "set", "--store", dsn, "sync-password-hashes=true").CombinedOutput(); err != nil {
 		t.Fatalf("hub settings set: %v\n%s", err, out)
 	}
-	srv := exec.Command(bin, "hub", "serve", "--listen", "127.0.0.1:0", "--store", dsn, "--log-level", "warn")
+	srv := exec.Command(bin, "hub", "serve", "--listen", "127.0.0.1:0", "--store", dsn)
 	pr, pw := io.Pipe()
 	var logs bytes.Buffer
 	var mu sync.Mutex

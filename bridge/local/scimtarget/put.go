@@ -143,6 +143,16 @@ func (t *Target) putItem(ctx context.Context, b *batch, p local.Put) (local.Resu
 		if err := local.CheckTakeover(stored.acct, m); err != nil {
 			return local.Result{}, err
 		}
+		if m.Auth == local.AuthConnect && (m.Server != stored.acct.Server || m.HubUserID != stored.acct.HubUserID) {
+			// The target does not keep externalId unique: check the new key here.
+			other, err := t.AccountByHubID(ctx, m.Server, m.HubUserID)
+			if err == nil && other.ID != stored.acct.ID {
+				return local.Result{}, fmt.Errorf("hub user (%s, %s) is linked to account %s: %w", m.Server, m.HubUserID, other.ID, local.ErrConflict)
+			}
+			if err != nil && !errors.Is(err, local.ErrNotFound) {
+				return local.Result{}, err
+			}
+		}
 		if local.SameContent(t.view(stored.acct), t.view(m)) {
 			return local.Result{Account: stored.acct, Op: local.OpUnchanged}, nil
 		}

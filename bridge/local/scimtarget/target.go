@@ -175,7 +175,7 @@ func (t *Target) userQuery() url.Values {
 		return url.Values{"excludedAttributes": {"groups"}}
 	}
 	return url.Values{"attributes": {"userName,externalId,name,displayName,title,preferredLanguage,timezone,active,emails,addresses,phoneNumbers," +
-		scim.SchemaEnterpriseUser + "," + scim.SchemaConnectUser}}
+		scim.SchemaEnterpriseUser + "," + scim.SchemaConnectUser + "," + scim.SchemaConnectUser + ":passwordHash"}}
 }
 
 // fetched is a user as read from the target, with its entity tag.
