@@ -23,6 +23,20 @@
 //	GET, POST /logout                 confirm, then end the hub session and send
 //	                                  LogoutRequests to the SPs it was used for
 //
+// With an upstream enterprise IdP (`hub serve --upstream-metadata URL_OR_FILE
+// --upstream-name NAME [--upstream-match-attribute ATTR[=FIELD]]
+// [--upstream-create-users]`), the hub is also a SAML SP of that IdP:
+//
+//	GET       /saml/upstream/metadata the hub's SP metadata (register it at the IdP)
+//	GET       /saml/upstream/login    start a login there (the login page's link,
+//	                                  id="upstream-login", carries the pending request)
+//	POST      /saml/upstream/acs      the IdP's Response (signed requests, InResponseTo checked)
+//	GET       /saml/upstream/resume   continue the pending SAML request with the new session
+//
+// The asserted attribute (default email) must match exactly one hub user's
+// field (email, userName, externalId or employeeNumber); no match shows "No
+// account" unless --upstream-create-users is on. Suspended users are refused.
+//
 // # Registering a service provider
 //
 //	connect hub sps add --metadata FILE_OR_URL [--replace]   # prints the entity ID
