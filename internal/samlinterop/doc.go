@@ -22,9 +22,9 @@
 //     (TestKeyRotation);
 //   - refusals through real SPs, each counted under its reason in the hub's
 //     metrics (TestRefusals);
-//   - SimpleSAMLphp as an upstream IdP in front of the hub
-//     (testdata/simplesamlphp: TestUpstreamSimpleSAMLphp, which skips while
-//     the hub lacks that optional feature).
+//   - SimpleSAMLphp as an upstream IdP in front of the hub, including an
+//     enterprise user without a hub account and one whose account is
+//     suspended (testdata/simplesamlphp: TestUpstreamSimpleSAMLphp).
 //
 // The peers are Debian packages that .ci/run installs; a test whose peer is
 // missing skips locally and fails when CONNECT_TEST_REQUIRE_SERVICES=1.

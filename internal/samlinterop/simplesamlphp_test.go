@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,10 +20,13 @@ import (
 
 const sspWWW = "/usr/share/simplesamlphp/www"
 
-// enterpriseUser is the account at the upstream IdP.
+// enterpriseUser is an account at the upstream IdP.
 type enterpriseUser struct {
 	User, Password, UserName, Email string
 }
+
+// UserPass is the key of exampleauth:UserPass ("user:password").
+func (u enterpriseUser) UserPass() string { return u.User + ":" + u.Password }
 
 // ssp is a running SimpleSAMLphp IdP (Debian's package under `php -S`).
 type ssp struct {
@@ -63,8 +67,9 @@ func phpString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-// startSSP runs SimpleSAMLphp as an IdP with exampleauth:UserPass holding u.
-func startSSP(tb testing.TB, u enterpriseUser) *ssp {
+// startSSP runs SimpleSAMLphp as an IdP with exampleauth:UserPass holding
+// users.
+func startSSP(tb testing.TB, users ...enterpriseUser) *ssp {
 	tb.Helper()
 	php := testenv.Binary(tb, "php")
 	if _, err := os.Stat(filepath.Join(sspWWW, "saml2", "idp", "SSOService.php")); err != nil {
@@ -79,9 +84,8 @@ func startSSP(tb testing.TB, u enterpriseUser) *ssp {
 	// An empty trust list until AddSP.
 	writeFile(tb, dir, "sp-metadata.xml", []byte(`<EntitiesDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"/>`))
 	newKeyPair(tb, dir, "idp")
-	vars := map[string]string{
-		"BaseURL": s.Base, "Dir": dir + "/", "Salt": rand.Text(), "SPMetadata": s.spMetadata,
-		"UserPass": u.User + ":" + u.Password, "User": u.User, "UserName": u.UserName, "Email": u.Email,
+	vars := map[string]any{
+		"BaseURL": s.Base, "Dir": dir + "/", "Salt": rand.Text(), "SPMetadata": s.spMetadata, "Users": users,
 	}
 	for _, name := range []string{"config.php", "authsources.php", "saml20-idp-hosted.php"} {
 		t, err := template.New(name + ".tmpl").Funcs(template.FuncMap{"php": phpString}).
@@ -106,11 +110,10 @@ func startSSP(tb testing.TB, u enterpriseUser) *ssp {
 	return s
 }
 
-// The upstream IdP feature (issue 3 §6) as this test expects it: `hub serve`
-// takes the enterprise IdP's metadata URL, a display name and the attribute
-// that matches its users to hub users; the hub's SP side publishes its
-// metadata at upstreamSPMetadataPath, and the login page links to the
-// enterprise IdP with an element whose href contains "upstream".
+// The hub's upstream IdP (issue 3 §6): `hub serve` takes the enterprise IdP's
+// metadata, its display name and the attribute that matches its users to hub
+// users; the hub's SP side publishes its metadata at upstreamSPMetadataPath;
+// the login page links to the enterprise IdP under …/upstream/….
 const (
 	upstreamMetadataFlag   = "--upstream-metadata"
 	upstreamNameFlag       = "--upstream-name"
@@ -118,35 +121,13 @@ const (
 	upstreamSPMetadataPath = "/saml/upstream/metadata"
 )
 
-// TestUpstreamSimpleSAMLphp: SimpleSAMLphp (exampleauth:UserPass) is the
-// enterprise IdP upstream of the hub. A browser starts at a registered SP
-// (gosaml2), picks "Log in with <enterprise IdP>" on the hub's login page,
-// logs in at SimpleSAMLphp with the enterprise password (which the hub does
-// not know), and arrives at the SP as the hub user whose email matches.
-func TestUpstreamSimpleSAMLphp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the hub and SimpleSAMLphp")
-	}
-	enterprise := enterpriseUser{User: "alovelace", Password: "enterprise secret 1815", UserName: "ada.lovelace", Email: "ada@example.org"}
-	s := startSSP(t, enterprise)
-	// The enterprise IdP works on its own: a gosaml2 SP logs in through it.
-	if _, res := goSPLogin(t, s, false, enterprise.User, enterprise.Password); !res.OK || strings.Join(res.Attributes["email"], ",") != enterprise.Email {
-		t.Fatalf("SimpleSAMLphp alone: a gosaml2 SP got %+v", res)
-	}
-	help, _ := exec.Command(connectBinary(t), "hub", "serve", "--help").CombinedOutput()
-	if !bytes.Contains(help, []byte(upstreamMetadataFlag)) {
-		t.Skipf("the hub has no upstream SAML IdP yet (issue 3 §6, optional): `connect hub serve` lacks %s. "+
-			"SimpleSAMLphp is ready as the upstream IdP (checked above); the rest of this test runs once the hub has the feature", upstreamMetadataFlag)
-	}
-	h := startHub(t, upstreamMetadataFlag, s.MetadataURL(), upstreamNameFlag, "Analytical Enterprises", upstreamMatchFlag, "email")
-	u := h.createUser(t, ada())
-	s.AddSP(t, h.base+upstreamSPMetadataPath)
-	sp := startGoSP(t, h)
-	h.AddSP(t, writeFile(t, t.TempDir(), "gosp.xml", sp.metadata(t, false)))
-
-	b := newBrowser(t)
-	p := followSAMLRequestForms(b, b.get(sp.Base+"/login"))
-	if _, _, _, ok := p.loginForm(); !ok {
+// upstreamLogin starts at the SP, picks the upstream IdP on the hub's login
+// page, logs in at SimpleSAMLphp as eu and carries SimpleSAMLphp's response to
+// the hub. It returns the hub's page after that.
+func upstreamLogin(t *testing.T, b *browser, spBase string, s *ssp, hubBase string, eu enterpriseUser) *page {
+	t.Helper()
+	p := followSAMLRequestForms(b, b.get(spBase+"/login"))
+	if !hasLoginForm(p) {
 		t.Fatalf("want the hub's login page; got %s", p)
 	}
 	link, ok := p.linkContaining("upstream")
@@ -166,20 +147,74 @@ func TestUpstreamSimpleSAMLphp(t *testing.T) {
 	if !ok {
 		t.Fatalf("no login form at SimpleSAMLphp: %s", p)
 	}
-	p = b.submit(p, f, map[string]string{userField: enterprise.User, passField: enterprise.Password})
-	// SimpleSAMLphp's response goes to the hub, whose own response goes on to
-	// the SP.
+	p = b.submit(p, f, map[string]string{userField: eu.User, passField: eu.Password})
 	_, p = postSAMLResponse(t, b, p)
-	if !strings.HasPrefix(p.URL.String(), h.base) {
+	if !strings.HasPrefix(p.URL.String(), hubBase) {
 		t.Fatalf("SimpleSAMLphp's response should go to the hub; got %s", p)
 	}
-	_, final := postSAMLResponse(t, b, p)
-	var res goSPResult
-	if err := json.Unmarshal([]byte(final.Body), &res); err != nil {
-		t.Fatalf("gosaml2 SP answer: %v\n%s", err, final)
+	return p
+}
+
+// TestUpstreamSimpleSAMLphp: SimpleSAMLphp (exampleauth:UserPass) is the
+// enterprise IdP upstream of the hub. A browser starts at a registered SP
+// (gosaml2), picks "Log in with <enterprise IdP>" on the hub's login page,
+// logs in at SimpleSAMLphp with the enterprise password (which the hub does
+// not know), and arrives at the SP as the hub user whose email matches. An
+// enterprise user without a hub account, and one whose hub account is
+// suspended, get an error page and no assertion.
+func TestUpstreamSimpleSAMLphp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the hub and SimpleSAMLphp")
 	}
-	if !res.OK {
-		t.Fatalf("the SP refused the hub's response after an upstream login: %v", res.Errors)
+	enterprise := enterpriseUser{User: "alovelace", Password: "enterprise secret 1815", UserName: "ada.lovelace", Email: "ada@example.org"}
+	stranger := enterpriseUser{User: "stranger", Password: "enterprise secret 1", UserName: "stranger", Email: "nobody@example.org"}
+	babbage := enterpriseUser{User: "cbabbage", Password: "enterprise secret 1791", UserName: "charles.babbage", Email: "cb@example.org"}
+	s := startSSP(t, enterprise, stranger, babbage)
+	// The enterprise IdP works on its own: a gosaml2 SP logs in through it.
+	if _, res := goSPLogin(t, s, false, enterprise.User, enterprise.Password); !res.OK || strings.Join(res.Attributes["email"], ",") != enterprise.Email {
+		t.Fatalf("SimpleSAMLphp alone: a gosaml2 SP got %+v", res)
 	}
-	checkIdentity(t, "gosaml2 via SimpleSAMLphp", res.NameID, res.NameIDFormat, res.Attributes, u)
+	h := startHub(t, upstreamMetadataFlag, s.MetadataURL(), upstreamNameFlag, "Analytical Enterprises", upstreamMatchFlag, "email")
+	u := h.createUser(t, ada())
+	suspended := ada()
+	suspended.UserName, suspended.Email, suspended.Audience, suspended.Course = babbage.UserName, babbage.Email, "", ""
+	suspended = h.createUser(t, suspended)
+	h.scim(t, http.MethodPatch, "/Users/"+suspended.ID, map[string]any{
+		"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+		"Operations": []map[string]any{{"op": "replace", "path": "active", "value": false}},
+	}, nil)
+	s.AddSP(t, h.base+upstreamSPMetadataPath)
+	sp := startGoSP(t, h)
+	h.AddSP(t, writeFile(t, t.TempDir(), "gosp.xml", sp.metadata(t, false)))
+
+	t.Run("matched by email", func(t *testing.T) {
+		b := newBrowser(t)
+		// SimpleSAMLphp's response went to the hub, whose own response goes
+		// on to the SP.
+		_, final := postSAMLResponse(t, b, upstreamLogin(t, b, sp.Base, s, h.base, enterprise))
+		var res goSPResult
+		if err := json.Unmarshal([]byte(final.Body), &res); err != nil {
+			t.Fatalf("gosaml2 SP answer: %v\n%s", err, final)
+		}
+		if !res.OK {
+			t.Fatalf("the SP refused the hub's response after an upstream login: %v", res.Errors)
+		}
+		checkIdentity(t, "gosaml2 via SimpleSAMLphp", res.NameID, res.NameIDFormat, res.Attributes, u)
+	})
+	for _, tt := range []struct {
+		name, reason string
+		who          enterpriseUser
+	}{
+		{"no hub account", "upstream_unknown_user", stranger},
+		{"suspended hub account", "suspended", babbage},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sample := `connect_hub_saml_refusals_total{reason="` + tt.reason + `"}`
+			before := h.metric(t, sample)
+			checkRefused(t, upstreamLogin(t, newBrowser(t), sp.Base, s, h.base, tt.who), h.base, 400)
+			if after := h.metric(t, sample); after != before+1 {
+				t.Errorf("%s went from %v to %v: refused for another reason?", sample, before, after)
+			}
+		})
+	}
 }
