@@ -541,9 +541,15 @@ func (f *fixture) auth(b *browser) *http.Response {
 
 func (f *fixture) metric(replica int, name string, labels ...string) float64 {
 	f.t.Helper()
-	mfs, err := f.regs[replica].Gather()
+	return gathered(f.t, f.regs[replica], name, labels...)
+}
+
+// gathered reads one counter (or a histogram's sample count) from reg.
+func gathered(tb testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
 	if err != nil {
-		f.t.Fatal(err)
+		tb.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() != name {
