@@ -385,6 +385,11 @@ type Directory interface {
 type Capabilities struct {
 	// Transactions: a batch write is all-or-nothing apart from its failed items.
 	Transactions bool
+	// Fields is the set of account fields stored and read back exactly. A field
+	// outside it reads as its zero value (or, for Suspended of a soft-deleted
+	// account, as true). PasswordHashes, SoftDelete and Privileged below repeat
+	// three of them.
+	Fields Fields
 	// PasswordHashes: PasswordHash is stored and read back (a SCIM endpoint never
 	// returns passwords).
 	PasswordHashes bool

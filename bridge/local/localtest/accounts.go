@@ -467,8 +467,10 @@ func testListDuringWrites(t *testing.T, d local.Directory) {
 				mustPut(t, d, local.Put{Account: local.Account{ID: g.ID, Deleted: time.Now()}, Fields: local.FieldDeleted})
 				purge = append(purge, g.ID)
 			}
-			if _, err := d.PurgeAccounts(ctxFor(t), purge); err != nil {
-				t.Fatalf("PurgeAccounts: %v", err)
+			if d.Capabilities().SoftDelete {
+				if _, err := d.PurgeAccounts(ctxFor(t), purge); err != nil {
+					t.Fatalf("PurgeAccounts: %v", err)
+				}
 			}
 			s := stay[page*7]
 			mustPut(t, d, local.Put{Account: local.Account{ID: s.ID, GivenName: "Renamed"}, Fields: local.FieldGivenName})
@@ -519,7 +521,18 @@ func testSoftDeleteAndPurge(t *testing.T, d local.Directory) {
 		t.Fatalf("repeated soft delete: %q %v, want unchanged", r2.Op, r2.Err)
 	}
 	got := get(t, d, as[0].ID)
-	if caps.SoftDelete && !got.Deleted.Equal(at) {
+	if !caps.SoftDelete {
+		// Kept as a suspension; nothing can be purged.
+		if !got.Suspended {
+			t.Fatal("soft delete without SoftDelete did not suspend the account")
+		}
+		_, err := d.PurgeAccounts(ctx, []string{as[0].ID})
+		wantErr(t, "PurgeAccounts without SoftDelete", err, local.ErrUnsupported)
+		_, _, err = d.ListAccounts(ctx, local.AccountQuery{Deleted: local.DeletedOnly})
+		wantErr(t, "ListAccounts(DeletedOnly) without SoftDelete", err, local.ErrUnsupported)
+		return
+	}
+	if !got.Deleted.Equal(at) {
 		t.Fatalf("Deleted = %v, want %v", got.Deleted, at)
 	}
 	// Purge removes only soft-deleted accounts; a retry removes nothing more.

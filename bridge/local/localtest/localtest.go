@@ -53,6 +53,7 @@ func Run(t *testing.T, newDir func(t testing.TB) local.Directory) {
 		{"DeleteGroup", testDeleteGroup},
 		{"Authenticate", testAuthenticate},
 		{"Records", testRecords},
+		{"Capabilities", testCapabilities},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
@@ -110,14 +111,20 @@ func manualAccount(name string) local.Account {
 func accountOpts(d local.Directory) cmp.Options {
 	caps := d.Capabilities()
 	ign := []string{"ID", "Created", "Modified"}
-	if !caps.PasswordHashes {
-		ign = append(ign, "PasswordHash")
+	for f, names := range map[local.Fields][]string{
+		local.FieldEmailVerified: {"EmailVerified"},
+		local.FieldInterests:     {"Interests"},
+		local.FieldCustomFields:  {"CustomFields"},
+		local.FieldPasswordHash:  {"PasswordHash"},
+		local.FieldPrivileged:    {"Privileged"},
+		local.FieldDeleted:       {"Deleted"},
+	} {
+		if !caps.Fields.Has(f) {
+			ign = append(ign, names...)
+		}
 	}
-	if !caps.Privileged {
-		ign = append(ign, "Privileged")
-	}
-	if !caps.SoftDelete {
-		ign = append(ign, "Deleted")
+	if !caps.LocalMetadata {
+		ign = append(ign, "SuspendedBy")
 	}
 	return cmp.Options{cmpopts.IgnoreFields(local.Account{}, ign...), cmpopts.EquateEmpty()}
 }
@@ -224,6 +231,28 @@ func needCaps(t testing.TB, d local.Directory, ok bool, what string) {
 	t.Helper()
 	if !ok {
 		t.Skipf("backend cannot %s (Capabilities)", what)
+	}
+}
+
+func testCapabilities(t *testing.T, d local.Directory) {
+	caps := d.Capabilities()
+	for _, c := range []struct {
+		flag bool
+		f    local.Fields
+		name string
+	}{
+		{caps.PasswordHashes, local.FieldPasswordHash, "PasswordHashes"},
+		{caps.SoftDelete, local.FieldDeleted, "SoftDelete"},
+		{caps.Privileged, local.FieldPrivileged, "Privileged"},
+	} {
+		if c.flag != caps.Fields.Has(c.f) {
+			t.Errorf("Capabilities.%s = %v but Fields says %v", c.name, c.flag, caps.Fields.Has(c.f))
+		}
+	}
+	for _, f := range []local.Fields{local.FieldUsername, local.FieldAuth, local.FieldEmail, local.FieldSuspended} {
+		if !caps.Fields.Has(f) {
+			t.Errorf("Capabilities.Fields lacks %x: every backend stores usernames, auth, email and suspension", f)
+		}
 	}
 }
 

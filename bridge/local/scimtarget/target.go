@@ -134,7 +134,18 @@ func (t *Target) now() time.Time { return t.cfg.Clock() }
 
 // Capabilities follows from the configuration.
 func (t *Target) Capabilities() local.Capabilities {
+	f := local.AllFields
+	if !t.cfg.Extension {
+		f &^= local.FieldEmailVerified | local.FieldInterests | local.FieldCustomFields
+	}
+	if !t.cfg.Metadata {
+		f &^= local.FieldDeleted | local.FieldPrivileged
+	}
+	if !t.cfg.PasswordHashes {
+		f &^= local.FieldPasswordHash
+	}
 	return local.Capabilities{
+		Fields:         f,
 		PasswordHashes: t.cfg.PasswordHashes,
 		SoftDelete:     t.cfg.Metadata,
 		Privileged:     t.cfg.Metadata,

@@ -101,7 +101,7 @@ func New(ctx context.Context, d *Dialect, r, w *sql.DB, opts Options) (*Dir, err
 
 // Capabilities reports that the SQL directory stores everything.
 func (s *Dir) Capabilities() local.Capabilities {
-	return local.Capabilities{Transactions: true, PasswordHashes: true, SoftDelete: true, Privileged: true, LocalMetadata: true, DuplicateGroupNames: true}
+	return local.Capabilities{Transactions: true, Fields: local.AllFields, PasswordHashes: true, SoftDelete: true, Privileged: true, LocalMetadata: true, DuplicateGroupNames: true}
 }
 
 // Ping checks both pools.
