@@ -76,6 +76,12 @@
 //  3. Later SSO requests with the session cookie get the auto-submitting
 //     form at once.
 //
+// An HTTP-POST AuthnRequest that arrives without the session cookie (a
+// browser sends no SameSite=Lax cookie with an SP's cross-site POST) first
+// gets a page whose form (id="resubmit-form") posts the same fields, plus
+// connect_resubmitted=1, back to /saml/sso from the hub's own origin; submit
+// it like the SP's form.
+//
 // Refused SAML requests (unknown SP, ACS not in the SP's metadata, unsigned
 // request where signing is required, a SAMLRequest that inflates beyond
 // 64 KiB, expired or malformed requests) get an HTML error page (4xx) whose

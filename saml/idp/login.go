@@ -415,12 +415,43 @@ func (p *IdP) serveSSO(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if r.Method == http.MethodPost && p.resubmitCrossSite(w, r) {
+		return
+	}
 	idp, err := p.provider(r.Context(), time.Time{})
 	if err != nil {
 		p.internalError(w, r, err)
 		return
 	}
 	idp.ServeSSO(w, r)
+}
+
+// fieldResubmitted marks an HTTP-POST AuthnRequest the hub posted to itself.
+const fieldResubmitted = "connect_resubmitted"
+
+// resubmitCrossSite answers an HTTP-POST AuthnRequest that arrived without
+// the session cookie by posting it again from the hub's own page. A browser
+// does not send SameSite=Lax cookies with the SP's cross-site POST, so
+// without this every POST-binding SP would get the login form although the
+// user has a hub session; the same-site repost carries the cookie. It
+// reports whether it answered.
+func (p *IdP) resubmitCrossSite(w http.ResponseWriter, r *http.Request) bool {
+	if _, err := r.Cookie(SessionCookie); err == nil {
+		return false
+	}
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("SAMLRequest") == "" || r.PostForm.Get(fieldResubmitted) != "" {
+		return false
+	}
+	fields := map[string]string{fieldResubmitted: "1"}
+	for _, k := range []string{"SAMLRequest", "RelayState", "SigAlg", "Signature", "KeyInfo"} {
+		if vs, ok := r.PostForm[k]; ok && len(vs) == 1 {
+			fields[k] = vs[0]
+		} else if ok {
+			return false // crewjam refuses duplicates; let it answer
+		}
+	}
+	writeHTML(w, http.StatusOK, resubmitTemplate, resubmitPage{Action: PathSSO, Fields: fields})
+	return true
 }
 
 // serveIdPInitiated sends an unsolicited Response to a registered SP:

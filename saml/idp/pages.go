@@ -57,6 +57,20 @@ var messageTemplate = template.Must(template.New("message").Parse(`<!DOCTYPE htm
 {{if .Logout}}<form method="post" action="{{.Logout}}"><input type="hidden" name="csrf_token" value="{{.CSRF}}"><button type="submit" id="logout-submit">Log out</button></form>{{end}}
 </main></body></html>`))
 
+// resubmitTemplate posts a SAML request to the hub from the hub's own page.
+var resubmitTemplate = template.Must(template.New("resubmit").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Continue</title></head>
+<body><form method="post" action="{{.Action}}" id="resubmit-form">
+{{range $k, $v := .Fields}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<noscript><button type="submit">Continue</button></noscript></form>
+<script>document.getElementById("resubmit-form").submit();</script>
+</body></html>`))
+
+type resubmitPage struct {
+	Action string
+	Fields map[string]string
+}
+
 type loginPage struct {
 	Hub, For, Error, Action, CSRF, UserName string
 	Pending                                 pending

@@ -404,7 +404,14 @@ func TestSAMLBindingsAndIdPInitiated(t *testing.T) {
 		if code != 200 || v.Get("SAMLRequest") == "" || !strings.HasSuffix(action, idp.PathSSO) {
 			t.Fatalf("SP did not post an AuthnRequest: %d\n%s", code, page)
 		}
+		// Without the hub's cookie (a browser's cross-site POST carries no
+		// SameSite=Lax cookie) the hub posts the request to itself first.
 		code, page = submit(t, c, action, v)
+		again, rv := formFields(page)
+		if code != 200 || !strings.Contains(page, `id="resubmit-form"`) || again != idp.PathSSO || rv.Get("SAMLRequest") != v.Get("SAMLRequest") {
+			t.Fatalf("want the same-site repost: %d\n%s", code, page)
+		}
+		code, page = submit(t, c, e.hub.URL+again, rv)
 		if code != 200 || !strings.Contains(page, `name="password"`) {
 			t.Fatalf("hub login page: %d\n%s", code, page)
 		}
@@ -415,6 +422,22 @@ func TestSAMLBindingsAndIdPInitiated(t *testing.T) {
 		code, page = postResponse(t, c, page)
 		if code != 200 || !strings.HasPrefix(page, "hello userName=alice") {
 			t.Fatalf("app: %d %s", code, page)
+		}
+
+		// With a hub session: the cross-site POST (no cookies) is reposted,
+		// and the repost (with the cookie) gets the Response at once.
+		fresh := &http.Client{Transport: c.Transport, Timeout: 10 * time.Second}
+		c2 := e.loggedIn(t, "alice", "pw-alice")
+		_, page = browse(t, c2, sp.srv.URL+"/app")
+		action, v = formFields(page)
+		code, page = submit(t, fresh, action, v)
+		again, rv = formFields(page)
+		if code != 200 || again != idp.PathSSO {
+			t.Fatalf("want the repost: %d\n%s", code, page)
+		}
+		code, page = submit(t, c2, e.hub.URL+again, rv)
+		if code != 200 || !strings.Contains(page, "SAMLResponse") {
+			t.Fatalf("repost with the session: %d\n%s", code, page)
 		}
 	})
 
