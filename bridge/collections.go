@@ -113,7 +113,7 @@ func (r *run) collections(ctx context.Context) (*Plan, error) {
 	if len(cands) > 0 {
 		p.Known = r.countGroups(ctx)
 	}
-	r.mergeHeld(p)
+	r.mergeHeld(p, cands)
 	r.valves(p, cands, false)
 	if _, err := r.finishGroupDeletes(ctx, p, cands); err != nil {
 		return p, err

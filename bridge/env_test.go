@@ -119,7 +119,7 @@ func (e *env) newEngine(pageSize int) *bridge.Engine {
 		Target: e.dir, Records: e.dir, State: e.st,
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		Clock:      e.clk.now,
-		Registerer: prometheus.NewRegistry(),
+		Registerer: e.reg,
 		PageSize:   pageSize,
 		LockTTL:    6 * time.Second,
 		ClientConfig: func(c *client.Config) {

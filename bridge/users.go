@@ -652,7 +652,7 @@ func (r *run) usersChanges(ctx context.Context) (*Plan, error) {
 		}
 		p.Known = known
 	}
-	r.mergeHeld(p)
+	r.mergeHeld(p, cands)
 	r.valves(p, cands, false)
 	extra, err := r.finishDestructive(ctx, p, cands)
 	if err != nil {
@@ -690,9 +690,17 @@ func (r *run) removalsOf(ctx context.Context, removed map[string]string) ([]Item
 }
 
 // mergeHeld carries the undone destructive items of a held stored plan into p
-// when p holds new ones, so one approval covers both.
-func (r *run) mergeHeld(p *Plan) {
+// when this run has destructive candidates of its own, so one approval covers
+// both (otherwise the held plan stays as it is, under its id).
+func (r *run) mergeHeld(p *Plan, cands []Item) {
 	if r.stored == nil || !r.stored.Held() {
+		return
+	}
+	fresh := false
+	for _, it := range cands {
+		fresh = fresh || it.Destructive
+	}
+	if !fresh {
 		return
 	}
 	for _, it := range r.stored.Destructive() {

@@ -344,7 +344,13 @@ type Proxy struct {
 	lists  atomic.Int64
 	mu     sync.Mutex
 	fault  Fault
+	// hideCursors makes the hub look like a server without RFC 9865 cursors,
+	// so clients page by index.
+	hideCursors atomic.Bool
 }
+
+// HideCursors makes the proxied ServiceProviderConfig deny cursor paging.
+func (p *Proxy) HideCursors() { p.hideCursors.Store(true) }
 
 // NewProxy starts a proxy in front of h.
 func NewProxy(tb testing.TB, h *Hub) *Proxy {
@@ -366,6 +372,14 @@ func (p *Proxy) SetFault(f Fault) {
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/scim/v2/ServiceProviderConfig" && p.hideCursors.Load() {
+		m := p.Fetch(r)
+		if pg, ok := m["pagination"].(map[string]any); ok {
+			pg["cursor"] = false
+		}
+		WriteJSON(w, m)
+		return
+	}
 	if r.Method == http.MethodGet && (r.URL.Path == "/scim/v2/Users" || r.URL.Path == "/scim/v2/Groups") && r.URL.Query().Get("count") != "0" {
 		n := int(p.lists.Add(1))
 		p.mu.Lock()
