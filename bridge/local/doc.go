@@ -18,7 +18,13 @@
 // without ever creating a duplicate account.
 //
 // Password checks (Authenticate) live here, once, on top of any Directory; the
-// backends only store the PHC string.
+// backends only store the PHC string. The caller decides whether a connect
+// account may use its synced hash (AuthOptions.AllowConnect: only while its hub
+// is unreachable).
+//
+// Records is an optional ability of the SQL backends: small durable records of
+// the bridge itself (connected servers, settings, hashed single-use setup
+// secrets) kept in the same database as the accounts.
 //
 // It imports the standard library and scim/password only.
 package local
