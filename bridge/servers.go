@@ -30,6 +30,8 @@ type Server struct {
 	// Manual: added with `servers add-manual` (no handshake, no SSO trust).
 	Manual bool      `json:"manual"`
 	Added  time.Time `json:"added"`
+	// Hub is set for a server connected with the handshake (SSO trust).
+	Hub *HubLink `json:"hub,omitempty"`
 }
 
 // String names the server for logs (never with its token).
