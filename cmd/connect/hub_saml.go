@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,6 +28,7 @@ const (
 	flagUpstreamName     = "upstream-name"
 	flagUpstreamMatch    = "upstream-match-attribute"
 	flagUpstreamCreate   = "upstream-create-users"
+	flagTrustedProxies   = "trusted-proxies"
 )
 
 func samlServeFlags() []cli.Flag {
@@ -36,6 +39,7 @@ func samlServeFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagUpstreamMetadata, Usage: "metadata URL or file of an enterprise SAML IdP the login page offers (the hub's SP metadata for it is at /saml/upstream/metadata)", EnvVars: hubEnv(flagUpstreamMetadata)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagUpstreamName, Usage: "name of the enterprise IdP on the login page (\"Log in with NAME\")", EnvVars: hubEnv(flagUpstreamName)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagUpstreamMatch, Usage: "asserted attribute that finds the hub user, ATTR[=FIELD] with FIELD email, userName, externalId or employeeNumber", Value: "email", EnvVars: hubEnv(flagUpstreamMatch)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagTrustedProxies, Usage: "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For the login rate limits believe", EnvVars: hubEnv(flagTrustedProxies)}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: flagUpstreamCreate, Usage: "create a hub user at the first upstream login when none matches", EnvVars: hubEnv(flagUpstreamCreate)}),
 	}
 }
@@ -51,6 +55,23 @@ func loadSAMLSettings(c *cli.Context) (hub.SAMLConfig, []error) {
 	}}
 	if _, err := idp.NormalizeAlgorithm(cfg.Algorithm); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", flagSAMLSigning, err))
+	}
+	for _, p := range strings.Split(c.String(flagTrustedProxies), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !strings.Contains(p, "/") {
+			if a, err := netip.ParseAddr(p); err == nil {
+				cfg.TrustedProxies = append(cfg.TrustedProxies, netip.PrefixFrom(a, a.BitLen()))
+				continue
+			}
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not an address or CIDR", flagTrustedProxies, p))
+			continue
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx.Masked())
 	}
 	keyPath, certPath := c.String(flagSAMLKey), c.String(flagSAMLCert)
 	if (keyPath == "") != (certPath == "") {

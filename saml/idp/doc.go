@@ -109,8 +109,9 @@
 //
 // # Keys
 //
-// The first start generates a key (RSA-2048, or ECDSA P-256 with
-// --saml-signing ecdsa) into the store, shared by every replica. `connect hub
+// The first SAML request (usually the first metadata fetch) generates a key
+// (RSA-2048, or ECDSA P-256 with --saml-signing ecdsa) into the store, shared
+// by every replica (replicas racing to create it keep one). `connect hub
 // keys rotate [--overlap 48h]` adds the next key: metadata lists it at once,
 // and it starts signing when the overlap ends, so an SP that refreshes
 // metadata within the overlap never sees an unknown key. --saml-key and
@@ -120,7 +121,8 @@
 //
 // Failed logins are counted per account (5 in 15 minutes lock it for 15
 // minutes, until `connect hub users unlock USERNAME`) and per source address
-// (50 in 15 minutes block it). Password hashing runs in a bounded number of
+// (50 in 15 minutes block it; behind a reverse proxy, name it with
+// --trusted-proxies so that X-Forwarded-For gives the real address). Password hashing runs in a bounded number of
 // slots (GOMAXPROCS+1, each argon2id hash holds 19 MiB), so a login storm
 // cannot exhaust memory; bcrypt and weak argon2id hashes are replaced with
 // argon2id at the next successful login. The session id is new at every

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/connectsso/connect/saml/idp"
@@ -39,6 +42,48 @@ type SAMLConfig struct {
 	MaxConcurrentHashes int
 	// Upstream is the optional enterprise IdP (saml_upstream.go).
 	Upstream UpstreamConfig
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For the
+	// login throttle believes; without them every login behind a proxy
+	// would count against the proxy's address.
+	TrustedProxies []netip.Prefix
+}
+
+// clientIP returns the request's source address: RemoteAddr, or, when that
+// is a trusted proxy, the right-most X-Forwarded-For entry that is not one.
+func (c SAMLConfig) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	trusted := func(s string) bool {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil {
+			return false
+		}
+		for _, p := range c.TrustedProxies {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(c.TrustedProxies) == 0 || !trusted(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		h := strings.TrimSpace(hops[i])
+		if h == "" {
+			continue
+		}
+		if _, err := netip.ParseAddr(h); err != nil {
+			return host // garbage: fall back to the proxy itself
+		}
+		if !trusted(h) {
+			return h
+		}
+	}
+	return host
 }
 
 func (c SAMLConfig) validate() error {
@@ -109,6 +154,7 @@ func (s *Server) mountSAML(mux *http.ServeMux, c Config) error {
 		AddressWindow:       c.SAML.AddressWindow,
 		AddressLockout:      c.SAML.AddressLockout,
 		MaxConcurrentHashes: c.SAML.MaxConcurrentHashes,
+		ClientIP:            c.SAML.clientIP,
 		Logger:              c.Logger.With("component", "saml"),
 		Registerer:          c.Registry,
 		Clock:               c.Clock,

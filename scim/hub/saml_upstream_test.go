@@ -4,6 +4,8 @@ import (
 	"context"
 	"html"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,4 +113,36 @@ func linkHref(t *testing.T, page, id string) string {
 	}
 	rest := page[i+len(`id="`+id+`" href="`):]
 	return html.UnescapeString(rest[:strings.Index(rest, `"`)])
+}
+
+func TestSAMLClientIP(t *testing.T) {
+	cfg := SAMLConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
+	for _, tt := range []struct {
+		name, remote, xff, want string
+		trusted                 bool
+	}{
+		{"direct", "203.0.113.9:5000", "", "203.0.113.9", true},
+		{"direct ignores XFF", "203.0.113.9:5000", "198.51.100.1", "203.0.113.9", true},
+		{"via proxy", "10.1.2.3:5000", "198.51.100.1", "198.51.100.1", true},
+		{"via two proxies", "10.1.2.3:5000", "198.51.100.1, 10.9.9.9", "198.51.100.1", true},
+		{"spoofed left entry", "10.1.2.3:5000", "1.1.1.1, 198.51.100.1", "198.51.100.1", true},
+		{"garbage", "10.1.2.3:5000", "nonsense", "10.1.2.3", true},
+		{"ipv6 proxy", "[::1]:5000", "2001:db8::7", "2001:db8::7", true},
+		{"no trusted proxies", "10.1.2.3:5000", "198.51.100.1", "10.1.2.3", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cfg
+			if !tt.trusted {
+				c = SAMLConfig{}
+			}
+			r := httptest.NewRequest("POST", "/login", nil)
+			r.RemoteAddr = tt.remote
+			if tt.xff != "" {
+				r.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			if got := c.clientIP(r); got != tt.want {
+				t.Errorf("clientIP = %q, want %q", got, tt.want)
+			}
+		})
+	}
 }
