@@ -171,7 +171,8 @@ func (s *Server) mountSAML(mux *http.ServeMux, c Config) error {
 	return nil
 }
 
-// cleanSessions deletes expired IdP sessions (a background task).
+// cleanSessions deletes expired IdP sessions and stale login throttles (a
+// background task).
 func (s *Server) cleanSessions(ctx context.Context) {
 	if s.samlStore == nil {
 		return
@@ -186,6 +187,11 @@ func (s *Server) cleanSessions(ctx context.Context) {
 	}
 	if n > 0 {
 		s.log.Info("deleted expired idp sessions", "deleted", n)
+	}
+	// Failed-login counters outlive every window and lockout after a day.
+	if _, err := s.samlStore.DeleteStaleLoginThrottles(ctx, s.cfg.Clock().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+		s.bgErrs.WithLabelValues("sessions").Inc()
+		s.log.Warn("delete stale login throttles", "err", err)
 	}
 }
 

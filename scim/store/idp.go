@@ -68,6 +68,9 @@ type IdP interface {
 	// ClearLoginThrottle removes the counter and lockout of key. Clearing a
 	// key that has none is not an error.
 	ClearLoginThrottle(ctx context.Context, key string) error
+	// DeleteStaleLoginThrottles removes the counters whose window started
+	// before t and whose lockout (if any) ended before t; it returns how many.
+	DeleteStaleLoginThrottles(ctx context.Context, t time.Time) (int64, error)
 
 	// UserGroupNames returns the display names of the groups of that kind
 	// (e.g. scim.KindAudience) the user is a direct member of, sorted

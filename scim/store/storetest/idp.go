@@ -341,6 +341,29 @@ func testIdPLoginThrottle(t *testing.T, _ store.Store, s store.IdP) {
 	}
 	_, err = s.RecordLoginFailure(ctx, "", t0, window, 3, lockout)
 	wantErr(t, "empty key", err, store.ErrInvalid)
+
+	// Stale counters go; a recent one and a running lockout stay.
+	if _, err := s.RecordLoginFailure(ctx, "user:old", t0, window, 0, lockout); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordLoginFailure(ctx, "user:locked", t0, window, 1, 48*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordLoginFailure(ctx, "user:new", t0.Add(2*time.Hour), window, 0, lockout); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteStaleLoginThrottles(ctx, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 { // user:old and ip:1.2.3.4
+		t.Errorf("deleted %d stale counters, want 2", n)
+	}
+	for key, want := range map[string]int{"user:old": 0, "ip:1.2.3.4": 0, "user:locked": 1, "user:new": 1} {
+		if got, _ := s.LoginThrottle(ctx, key); got.Failures != want {
+			t.Errorf("%s: %d failures after the purge, want %d", key, got.Failures, want)
+		}
+	}
 }
 
 // testIdPLoginThrottleConcurrent: concurrent failures all count.

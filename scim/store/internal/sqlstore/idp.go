@@ -381,6 +381,15 @@ func (s *Store) ClearLoginThrottle(ctx context.Context, key string) error {
 	return nil
 }
 
+// DeleteStaleLoginThrottles implements store.IdP.
+func (s *Store) DeleteStaleLoginThrottles(ctx context.Context, t time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, s.q(`DELETE FROM login_throttle WHERE window_start < ? AND locked_until < ?`), t.UnixMicro(), t.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("delete stale login throttles: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // UserGroupNames implements store.IdP.
 func (s *Store) UserGroupNames(ctx context.Context, userID, kind string) ([]string, error) {
 	rows, err := s.r.QueryContext(ctx, s.q(`SELECT g.display_name FROM group_members gm JOIN groups g ON g.pk = gm.group_pk WHERE gm.member_id = ? AND g.kind = ?`), userID, kind)
