@@ -82,7 +82,7 @@ func freePort() (string, error) {
 
 // startHub starts the hub on dsn, logging to logPath, and waits until /readyz
 // answers.
-func startHub(ctx context.Context, bin, dsn, logPath string) (*hubProc, error) {
+func startHub(ctx context.Context, bin, dsn, logPath string, extra ...string) (*hubProc, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -93,7 +93,8 @@ func startHub(ctx context.Context, bin, dsn, logPath string) (*hubProc, error) {
 	}
 	// The hub as an operator runs it: default log level (an access log line
 	// per request), JSON logs to a file.
-	cmd := exec.Command(bin, "hub", "serve", "--listen", addr, "--store", dsn, "--log-format", "json")
+	args := append([]string{"hub", "serve", "--listen", addr, "--store", dsn, "--log-format", "json"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

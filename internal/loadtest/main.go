@@ -41,6 +41,8 @@ type config struct {
 	cache       string
 	jsonOut     string
 	skipImport  bool
+	only        []string // phase name prefixes to run (all when empty)
+	hubFlags    []string // extra `connect hub serve` flags
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -70,9 +72,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.bin, "bin", "", "connect binary to use (default: build ./cmd/connect)")
 	fs.StringVar(&c.cache, "cache", "", "cache directory (default ${XDG_CACHE_HOME:-~/.cache}/connect-bench)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write every result to this JSON file")
+	only := fs.String("only", "", "comma-separated prefixes of the phases to run (default all), e.g. \"GET /Users/{id}\"")
+	hubFlags := fs.String("hub-flags", "", "extra `connect hub serve` flags, space-separated (e.g. \"--log-level warn\"), for experiments")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	for _, p := range strings.Split(*only, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.only = append(c.only, p)
+		}
+	}
+	c.hubFlags = strings.Fields(*hubFlags)
 	if c.users < 1000 || c.runs < 1 || c.duration <= 0 || c.conc < 1 || c.pageConc < 1 || c.rate <= 0 || c.openWorkers < 1 || c.patches < 1 || c.polls < 1 || c.importRows < 1 {
 		return c, errors.New("loadtest: -users ≥ 1000 and positive -runs, -duration, -conc, -page-conc, -rate, -open-workers, -patches, -polls, -import")
 	}
@@ -174,10 +184,11 @@ func oneRun(ctx context.Context, log *slog.Logger, cfg config, bin, dir string, 
 	if err := copyDB(db, sd.db); err != nil {
 		return rr, err
 	}
-	h, err := startHub(ctx, bin, "sqlite:"+db, filepath.Join(work, "hub.log"))
+	h, err := startHub(ctx, bin, "sqlite:"+db, filepath.Join(work, "hub.log"), cfg.hubFlags...)
 	if err != nil {
 		return rr, err
 	}
+	log.Info("hub started", "pid", h.cmd.Process.Pid, "url", h.base)
 	defer func() {
 		if h != nil {
 			_ = h.stop()
@@ -191,6 +202,9 @@ func oneRun(ctx context.Context, log *slog.Logger, cfg config, bin, dir string, 
 	for _, ph := range e.phases() {
 		if ctx.Err() != nil {
 			return rr, ctx.Err()
+		}
+		if !cfg.selected(ph.name) {
+			continue
 		}
 		log.Info("phase", "run", r+1, "phase", ph.name, "load", loadAvg())
 		if ph.warm != nil {
@@ -231,7 +245,7 @@ func oneRun(ctx context.Context, log *slog.Logger, cfg config, bin, dir string, 
 	if err != nil {
 		return rr, fmt.Errorf("hub: %w", err)
 	}
-	if !cfg.skipImport {
+	if !cfg.skipImport && cfg.selected("users import") {
 		log.Info("phase", "run", r+1, "phase", "users import", "load", loadAvg())
 		res, err := importPhase(ctx, bin, work, importCSV, cfg.importRows)
 		if err != nil {
@@ -458,6 +472,24 @@ func jsonString(body []byte, key string) string {
 		return ""
 	}
 	return string(rest[:j])
+}
+
+// selected reports whether the phase named name runs (see -only). The Changes
+// poll needs the journal head and the POST phase that writes the changes.
+func (c config) selected(name string) bool {
+	if len(c.only) == 0 {
+		return true
+	}
+	for _, p := range c.only {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+		changes := strings.HasPrefix("Changes poll", p)
+		if changes && (name == "journal head" || strings.HasPrefix(name, "POST /Users")) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c config) describe() string {
