@@ -81,11 +81,10 @@ type upstream struct {
 	p   *IdP
 	cfg UpstreamConfig
 
-	mu      sync.Mutex
-	mw      *samlsp.Middleware
-	built   time.Time
-	keySum  string
-	lastErr error
+	mu     sync.Mutex
+	mw     *samlsp.Middleware
+	built  time.Time
+	keySum string
 }
 
 func (u *upstream) middleware(ctx context.Context) (*samlsp.Middleware, error) {
