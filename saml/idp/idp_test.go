@@ -3,6 +3,7 @@ package idp
 import (
 	"bytes"
 	"compress/flate"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -141,5 +142,28 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to mention %q", err, want)
 		}
+	}
+}
+
+func TestPendingCookie(t *testing.T) {
+	in := pending{Kind: "post", Form: "SAMLRequest=" + strings.Repeat("PHNhbWxwOkF1dGhuUmVxdWVzdC8+", 100) + "&RelayState=%2Fx"}
+	enc, err := encodePending(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(enc) > maxPendingCookie {
+		t.Fatalf("encoded %d bytes", len(enc))
+	}
+	out, err := decodePending(enc)
+	if err != nil || out != in {
+		t.Fatalf("round trip: %+v %v", out, err)
+	}
+	random := make([]byte, 6000)
+	rand.Read(random)
+	if _, err := encodePending(pending{Kind: "redirect", Query: base64.StdEncoding.EncodeToString(random)}); err == nil {
+		t.Error("an incompressible request larger than a cookie was accepted")
+	}
+	if _, err := decodePending("!!!"); err == nil {
+		t.Error("garbage decoded")
 	}
 }
