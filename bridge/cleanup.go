@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/connectsso/connect/bridge/local"
@@ -18,11 +19,14 @@ func (r *run) cleanup(ctx context.Context) (*Plan, error) {
 	q := local.AccountQuery{Server: r.srv.ID, Deleted: local.DeletedOnly, DeletedBefore: cutoff, Limit: local.MaxBatch}
 	for {
 		accts, next, err := r.e.cfg.Target.ListAccounts(ctx, q)
+		if errors.Is(err, local.ErrUnsupported) {
+			// A target without soft delete (a SCIM endpoint) keeps deleted
+			// accounts suspended; an operator removes them.
+			r.e.log.Info("the local directory cannot purge; soft-deleted accounts stay suspended", "server", r.srv.ID)
+			break
+		}
 		if err != nil {
 			return p, fmt.Errorf("local directory: %w", err)
-		}
-		if len(accts) == 0 {
-			break
 		}
 		ids := make([]string, 0, len(accts))
 		hubIDs := make([]string, 0, len(accts))
@@ -34,23 +38,18 @@ func (r *run) cleanup(ctx context.Context) (*Plan, error) {
 			p.add(Item{Action: ActPurge, Kind: "user", HubID: a.HubUserID, LocalID: a.ID, Name: a.Username,
 				Rule: fmt.Sprintf("soft-deleted %s, past the grace period of %s: purged", a.Deleted.Format("2006-01-02 15:04"), FormatDuration(r.set.DeleteGrace))})
 		}
-		if r.dry {
-			if next == "" {
-				break
+		if !r.dry && len(ids) > 0 {
+			if _, err := r.e.cfg.Target.PurgeAccounts(ctx, ids); err != nil {
+				return p, fmt.Errorf("local directory: %w", err)
 			}
-			q.After = next
-			continue
+			if _, err := r.applyLinks(ctx, state.KindUser, nil, hubIDs, nil, nil); err != nil {
+				return p, err
+			}
 		}
-		n, err := r.e.cfg.Target.PurgeAccounts(ctx, ids)
-		if err != nil {
-			return p, fmt.Errorf("local directory: %w", err)
+		if next == "" {
+			break
 		}
-		if _, err := r.applyLinks(ctx, state.KindUser, nil, hubIDs, nil, nil); err != nil {
-			return p, err
-		}
-		if n == 0 {
-			break // nothing more can be purged (the page did not change)
-		}
+		q.After = next
 	}
 	if !r.dry {
 		if n, err := r.e.cfg.Records.DeleteExpiredRecords(ctx); err != nil {

@@ -341,6 +341,17 @@ func (r *run) syncGroup(ctx context.Context, p *Plan, g scim.Group, links map[st
 	}
 
 	lg, op, err := r.e.cfg.Target.PutGroup(ctx, local.ActorConnect, want)
+	if errors.Is(err, local.ErrConflict) && !r.e.cfg.Target.Capabilities().DuplicateGroupNames {
+		// A target with unique group names: an audience and a course (or two
+		// hubs) may share a name; tell them apart.
+		for _, alt := range []string{name + " (" + string(kind) + ")", name + " (" + g.ID + ")"} {
+			want.Name = clip(alt)
+			if lg, op, err = r.e.cfg.Target.PutGroup(ctx, local.ActorConnect, want); !errors.Is(err, local.ErrConflict) {
+				break
+			}
+		}
+		name = want.Name
+	}
 	if err != nil {
 		p.add(Item{Action: ActGroupPut, Kind: "group", HubID: g.ID, Name: name, Rule: "hub " + string(kind), Error: err.Error()})
 		p.fail(ActGroupPut)

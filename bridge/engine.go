@@ -223,7 +223,7 @@ func (e *Engine) runTask(ctx context.Context, srv Server, task string, opts RunO
 		return nil, err
 	}
 	start := e.cfg.Clock()
-	r := &run{e: e, srv: srv, task: task, opts: opts, set: settings, dry: opts.DryRun}
+	r := &run{e: e, srv: srv, task: task, opts: opts, set: settings, dry: opts.DryRun, fields: storable(e.cfg.Target)}
 	if !opts.DryRun {
 		lease, err := e.cfg.State.Acquire(ctx, srv.ID, task, e.cfg.Owner, e.cfg.LockTTL)
 		if errors.Is(err, state.ErrLocked) {

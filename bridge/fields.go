@@ -214,8 +214,18 @@ func clip(s string) string {
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
-// makeProfile converts a hub user under the exclusions.
-func makeProfile(u *scim.User, exclusions []string) profile {
+// storable returns the fields a target stores (every field when it does not
+// say).
+func storable(t Target) local.Fields {
+	if f := t.Capabilities().Fields; f != 0 {
+		return f
+	}
+	return local.AllFields
+}
+
+// makeProfile converts a hub user under the exclusions, writing only fields the
+// target stores (a field it cannot keep would look changed on every run).
+func makeProfile(u *scim.User, exclusions []string, stored local.Fields) profile {
 	var a local.Account
 	if u.Name != nil {
 		a.GivenName, a.FamilyName = clip(u.Name.GivenName), clip(u.Name.FamilyName)
@@ -252,7 +262,7 @@ func makeProfile(u *scim.User, exclusions []string) profile {
 	}
 	a = local.Normalize(a)
 
-	mask := profileFields &^ excludedMask(exclusions)
+	mask := profileFields &^ excludedMask(exclusions) & stored
 	if a.PasswordHash == "" {
 		// Hashes come only while the hub's sync-password-hashes is on; a user
 		// without one keeps the local hash it has.

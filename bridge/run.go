@@ -23,6 +23,8 @@ type run struct {
 
 	// stored is the task's plan as stored when the run started (nil if none).
 	stored *Plan
+	// fields are the account fields the target stores.
+	fields local.Fields
 }
 
 // Cursor names in State.
@@ -133,6 +135,11 @@ func (r *run) savePlan(ctx context.Context, p *Plan) error {
 		return nil
 	}
 	if r.stored != nil && r.stored.Held() && !p.Held() && p.Mode != "full" && p.ID != r.stored.ID {
+		return nil
+	}
+	if (p.Mode == "changes" || p.Mode == "modified") && p.Total() == 0 && len(p.Reasons) == 0 && p.Status != StatusFailed {
+		// An idle increment (a long-poll that saw nothing) keeps the last
+		// plan worth reading.
 		return nil
 	}
 	data, err := p.encode()

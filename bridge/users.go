@@ -152,7 +152,7 @@ func (g *userPager) page(ctx context.Context, users []scim.User) error {
 	var need []string
 	needSet := make(map[string]bool, len(list))
 	for _, u := range list {
-		prof := makeProfile(u, r.set.Exclusions)
+		prof := makeProfile(u, r.set.Exclusions, r.fields)
 		profs[u.ID] = prof
 		if l, ok := links[u.ID]; ok && !g.full && l.Hash != "" && l.Hash == prof.hash {
 			continue // applied before and unchanged since
