@@ -45,6 +45,18 @@ type Config struct {
 	// NewKeyPair.
 	KeyPEM, CertPEM []byte
 
+	// SignAuthnRequests signs AuthnRequests (metadata AuthnRequestsSigned).
+	// Off by default: a hub answers only to the ACS registered in its copy of
+	// our metadata, so a forged request gains nothing, and signing costs an
+	// RSA operation per login. Logout messages are always signed (the single
+	// logout profile requires it).
+	SignAuthnRequests bool
+	// EncryptAssertions publishes the SP's RSA key for encryption, so hubs
+	// encrypt assertions to it. Off by default: assertions travel over TLS to
+	// the user's own browser, and decrypting costs an RSA operation and a
+	// second XML parse per login. Encrypted assertions are accepted either way.
+	EncryptAssertions bool
+
 	Hubs     Hubs
 	Sessions Sessions
 	Replay   ReplayCache

@@ -16,7 +16,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -353,6 +352,8 @@ type fixtureOpts struct {
 	autoSSO      bool
 	noLocal      bool
 	clockSkew    time.Duration
+	// sign and encrypt turn on SignAuthnRequests and EncryptAssertions.
+	sign, encrypt bool
 }
 
 func newFixture(tb testing.TB, o fixtureOpts) *fixture {
@@ -383,6 +384,7 @@ func newFixture(tb testing.TB, o fixtureOpts) *fixture {
 			Hubs: f.hubs, Sessions: f.store, Replay: f.store, Accounts: f.accounts,
 			AutoSSO:      func(context.Context) bool { return f.autoSSO },
 			SessionCache: o.sessionCache, AllowedCache: o.allowedCache, ClockSkew: o.clockSkew,
+			SignAuthnRequests: o.sign, EncryptAssertions: o.encrypt,
 			Registerer: reg,
 		}
 		if os.Getenv("SP_TEST_LOG") != "" {
@@ -484,23 +486,51 @@ func (b *browser) setCookie(u, name, value string) {
 	b.c.Jar.SetCookies(pu, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
 }
 
-var (
-	formAction = regexp.MustCompile(`<form[^>]*action="([^"]*)"`)
-	formInput  = regexp.MustCompile(`<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"`)
-)
-
-// form reads the first form of an HTML page: its action and its inputs.
+// form reads the first form of an HTML page: its action and its inputs (a
+// small scanner: the pages carry kilobytes of base64 that a regexp crawls).
 func form(tb testing.TB, page string) (string, url.Values) {
 	tb.Helper()
-	m := formAction.FindStringSubmatch(page)
-	if m == nil {
+	attr := func(tag, name string) (string, bool) {
+		i := strings.Index(tag, " "+name+`="`)
+		if i < 0 {
+			return "", false
+		}
+		rest := tag[i+len(name)+3:]
+		j := strings.IndexByte(rest, '"')
+		if j < 0 {
+			return "", false
+		}
+		return html.UnescapeString(rest[:j]), true
+	}
+	start := strings.Index(page, "<form")
+	if start < 0 {
 		tb.Fatalf("no form in page:\n%s", page)
 	}
+	end := strings.IndexByte(page[start:], '>')
+	action, _ := attr(page[start:start+end], "action")
 	v := url.Values{}
-	for _, in := range formInput.FindAllStringSubmatch(page, -1) {
-		v.Set(in[1], html.UnescapeString(in[2]))
+	rest := page[start:]
+	if stop := strings.Index(rest, "</form>"); stop >= 0 {
+		rest = rest[:stop]
 	}
-	return html.UnescapeString(m[1]), v
+	for {
+		i := strings.Index(rest, "<input")
+		if i < 0 {
+			break
+		}
+		rest = rest[i:]
+		j := strings.IndexByte(rest, '>')
+		if j < 0 {
+			break
+		}
+		tag := rest[:j]
+		rest = rest[j:]
+		if name, ok := attr(tag, "name"); ok {
+			val, _ := attr(tag, "value")
+			v.Set(name, val)
+		}
+	}
+	return action, v
 }
 
 // hubLogin logs the browser in at the hub (so that SSO passes straight

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,28 +27,41 @@ import (
 // SAML IdP, saml/idp) rather than crewjam's example IdP: the hub's login page,
 // its persistent NameID and attribute names, and single logout both ways.
 // The hub and the site have different host names so their cookies stay apart.
-func TestWithConnectHub(t *testing.T) {
+// connectHub is a real Connect hub (scim/hub on SQLite with its SAML IdP) and
+// a bridge SP connected to it, on https://hub.example.com:PORT and
+// https://site.example.com:PORT (dialled on loopback).
+type connectHub struct {
+	hubURL, siteURL string
+	hubTLS          *httptest.Server
+	alice           scim.User
+	sp              *SP
+	reg             *prometheus.Registry
+	accounts        *testAccounts
+}
+
+func newConnectHub(tb testing.TB) *connectHub {
+	tb.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"), sqlite.Options{})
+	st, err := sqlite.Open(ctx, "sqlite:"+filepath.Join(tb.TempDir(), "hub.db"), sqlite.Options{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	tb.Cleanup(func() { st.Close() })
 	hubSrv := httptest.NewUnstartedServer(nil)
 	hubSrv.StartTLS()
-	t.Cleanup(hubSrv.Close)
+	tb.Cleanup(hubSrv.Close)
 	hubSrv.URL = strings.Replace(hubSrv.URL, "127.0.0.1", "hub.example.com", 1)
 	h, err := hub.New(hub.Config{
 		Listen: "127.0.0.1:0", URL: hubSrv.URL, Name: "Connect Hub", Store: st,
 		Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(), Version: "test",
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	hubSrv.Config.Handler = h.Handler()
 	pw, err := password.Hash("alice-pw")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	alice, err := st.CreateUser(ctx, scim.User{
 		UserName: "alice", DisplayName: "Alice Liddell", Name: &scim.Name{GivenName: "Alice", FamilyName: "Liddell"},
@@ -55,18 +69,44 @@ func TestWithConnectHub(t *testing.T) {
 		Connect: &scim.ConnectUser{PasswordHash: pw},
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if _, err := st.CreateGroup(ctx, scim.Group{DisplayName: "Staff", Connect: &scim.ConnectGroup{Kind: scim.KindAudience}, Members: []scim.Member{{Value: alice.ID}}}); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 
 	site := httptest.NewUnstartedServer(nil)
 	site.StartTLS()
-	t.Cleanup(site.Close)
+	tb.Cleanup(site.Close)
 	site.URL = strings.Replace(site.URL, "127.0.0.1", "site.example.com", 1)
+	env := &connectHub{hubURL: hubSrv.URL, siteURL: site.URL, hubTLS: hubSrv, alice: alice, reg: prometheus.NewRegistry(), accounts: newTestAccounts()}
+	_, md := env.browser(tb).get(hubSrv.URL+"/saml/metadata", false)
+	store := stateSessions{memory.New(memory.Config{})}
+	keyPEM, certPEM := testKeyPair(tb, 1)
+	env.sp, err = New(Config{
+		BaseURL: site.URL, SiteName: "Example Site", KeyPEM: keyPEM, CertPEM: certPEM,
+		Hubs:     &hubsList{hubs: []Hub{{ID: "hub1", Name: "Connect Hub", Metadata: []byte(md)}}},
+		Sessions: store, Replay: store, Accounts: env.accounts, AllowedCache: -1, SessionCache: -1,
+		Registerer: env.reg,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	site.Config.Handler = env.sp.Handler()
+	spMD, err := env.sp.Metadata(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := hub.RegisterServiceProvider(ctx, st, "test", spMD, "test", false); err != nil {
+		tb.Fatal(err)
+	}
+	return env
+}
+
+// browser is a client that reaches both host names on loopback.
+func (env *connectHub) browser(tb testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
-	tr := site.Client().Transport.(*http.Transport).Clone()
+	tr := env.hubTLS.Client().Transport.(*http.Transport).Clone()
 	var d net.Dialer
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, ".example.com") {
@@ -74,30 +114,34 @@ func TestWithConnectHub(t *testing.T) {
 		}
 		return d.DialContext(ctx, network, addr)
 	}
-	b := &browser{t: t, header: http.Header{}, c: &http.Client{Jar: jar, Transport: tr, Timeout: 30 * time.Second}}
+	tr.MaxIdleConnsPerHost = 8
+	return &browser{t: tb, header: http.Header{}, c: &http.Client{Jar: jar, Transport: tr, Timeout: 30 * time.Second}}
+}
 
-	_, md := b.get(hubSrv.URL+"/saml/metadata", false)
-	store := stateSessions{memory.New(memory.Config{})}
-	accounts := newTestAccounts()
-	keyPEM, certPEM := testKeyPair(t, 1)
-	reg := prometheus.NewRegistry()
-	s, err := New(Config{
-		BaseURL: site.URL, SiteName: "Example Site", KeyPEM: keyPEM, CertPEM: certPEM,
-		Hubs:     &hubsList{hubs: []Hub{{ID: "hub1", Name: "Connect Hub", Metadata: []byte(md)}}},
-		Sessions: store, Replay: store, Accounts: accounts, AllowedCache: -1, SessionCache: -1,
-		Registerer: reg,
-	})
-	if err != nil {
-		t.Fatal(err)
+// login runs the SSO from the site's /saml/login, filling the hub's login
+// form when it shows one, and returns the ACS answer.
+func (env *connectHub) login(tb testing.TB, b *browser, rd string) *http.Response {
+	tb.Helper()
+	resp, page := b.get(env.siteURL+PathSAMLLogin+"?"+url.Values{"hub": {"hub1"}, "rd": {rd}}.Encode(), true)
+	if strings.Contains(page, `name="password"`) {
+		action, fields := form(tb, page)
+		fields.Set("username", "alice")
+		fields.Set("password", "alice-pw")
+		resp, page = b.post(resolve(tb, resp.Request.URL, action), fields, true)
 	}
-	site.Config.Handler = s.Handler()
-	spMD, err := s.Metadata(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if !strings.Contains(page, "SAMLResponse") {
+		tb.Fatalf("no response from the hub: %d %s", resp.StatusCode, page)
 	}
-	if _, err := hub.RegisterServiceProvider(ctx, st, "test", spMD, "test", false); err != nil {
-		t.Fatal(err)
-	}
+	acs, fields := form(tb, page)
+	resp, _ = b.post(acs, fields, false)
+	return resp
+}
+
+func TestWithConnectHub(t *testing.T) {
+	env := newConnectHub(t)
+	hubSrv := struct{ URL string }{env.hubURL}
+	site := struct{ URL string }{env.siteURL}
+	b := env.browser(t)
 
 	// The login page's button → the hub's login page.
 	_, page := b.get(site.URL+"/login?rd=/app", false)
@@ -163,7 +207,7 @@ func TestWithConnectHub(t *testing.T) {
 	if a, _ := b.get(site.URL+PathAuth, false); a.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("site session after logging out at the hub: %d", a.StatusCode)
 	}
-	if got := gathered(t, reg, "connect_bridge_sso_logouts_total", "kind", "from_hub"); got != 1 {
+	if got := gathered(t, env.reg, "connect_bridge_sso_logouts_total", "kind", "from_hub"); got != 1 {
 		t.Errorf("logouts{from_hub} = %v", got)
 	}
 }
@@ -175,4 +219,42 @@ func resolve(t testing.TB, base *url.URL, ref string) string {
 		t.Fatal(err)
 	}
 	return u.String()
+}
+
+// BenchmarkSSORoundTrip is a whole login of a user who already has a hub
+// session: the site's /saml/login → the hub's SSO → the ACS → the protected
+// page's forward-auth check, by parallel browsers against a real hub.
+// Budget (issue 5): ≥ 150 round trips/s on 2 cores (hub, bridge and browsers
+// share them here).
+func BenchmarkSSORoundTrip(b *testing.B) {
+	env := newConnectHub(b)
+	var (
+		mu       sync.Mutex
+		browsers []*browser
+	)
+	started := time.Now()
+	b.SetParallelism(2)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		br := env.browser(b)
+		mu.Lock()
+		browsers = append(browsers, br)
+		mu.Unlock()
+		first := true
+		for pb.Next() {
+			if first { // the hub login (password) happens once per browser
+				first = false
+			}
+			resp := env.login(b, br, "/app")
+			if resp.StatusCode != http.StatusSeeOther {
+				b.Errorf("acs: %d", resp.StatusCode)
+				return
+			}
+			if a, _ := br.get(env.siteURL+PathAuth, false); a.StatusCode != http.StatusAccepted {
+				b.Errorf("auth: %d", a.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(started).Seconds(), "logins/s")
 }

@@ -259,7 +259,8 @@ func (s *SP) buildHubSP(h Hub, sum [32]byte) (*hubSP, error) {
 		SloURL:                           s.sloURL,
 		IDPMetadata:                      md,
 		AuthnNameIDFormat:                saml.PersistentNameIDFormat,
-		SignatureMethod:                  kp.method,
+		SignatureMethod:                  s.authnSigMethod(kp),
+		LogoutSignatureMethod:            kp.method,
 		AllowIDPInitiated:                false,
 		RejectSHA1Signatures:             true,
 		RequireSignedResponseForCBC:      true,
@@ -272,6 +273,15 @@ func (s *SP) buildHubSP(h Hub, sum [32]byte) (*hubSP, error) {
 		return nil, errors.New("hub metadata has no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding")
 	}
 	return &hubSP{hub: h, sum: sum, sp: sp}, nil
+}
+
+// authnSigMethod is the AuthnRequest signature method: none unless
+// Config.SignAuthnRequests.
+func (s *SP) authnSigMethod(kp keyPair) string {
+	if s.cfg.SignAuthnRequests {
+		return kp.method
+	}
+	return ""
 }
 
 // maxMetadataSize bounds a hub's pinned metadata.
@@ -355,7 +365,8 @@ func (s *SP) Metadata(ctx context.Context) ([]byte, error) {
 		AcsURL:                           s.acsURL,
 		SloURL:                           s.sloURL,
 		AuthnNameIDFormat:                saml.PersistentNameIDFormat,
-		SignatureMethod:                  s.key.method,
+		SignatureMethod:                  s.authnSigMethod(s.key),
+		LogoutSignatureMethod:            s.key.method,
 		LogoutBindings:                   []string{saml.HTTPRedirectBinding, saml.HTTPPostBinding},
 		AssertionConsumerServiceBindings: []string{saml.HTTPPostBinding},
 		MetadataOmitValidUntil:           true,
@@ -369,11 +380,21 @@ func (s *SP) Metadata(ctx context.Context) ([]byte, error) {
 		}
 		have[string(h.sp.Certificate.Raw)] = true
 		extra := (&saml.ServiceProvider{
-			EntityID: s.entityID, Key: h.sp.Key, Certificate: h.sp.Certificate, SignatureMethod: h.sp.SignatureMethod,
+			EntityID: s.entityID, Key: h.sp.Key, Certificate: h.sp.Certificate, LogoutSignatureMethod: h.sp.LogoutSignatureMethod,
 			AcsURL: s.acsURL, SloURL: s.sloURL, MetadataOmitValidUntil: true, Clock: s.dclock,
 		}).Metadata()
 		sd := &ed.SPSSODescriptors[0]
 		sd.KeyDescriptors = append(sd.KeyDescriptors, extra.SPSSODescriptors[0].KeyDescriptors...)
+	}
+	if !s.cfg.EncryptAssertions {
+		sd := &ed.SPSSODescriptors[0]
+		kds := sd.KeyDescriptors[:0]
+		for _, kd := range sd.KeyDescriptors {
+			if kd.Use != "encryption" {
+				kds = append(kds, kd)
+			}
+		}
+		sd.KeyDescriptors = kds
 	}
 	out, err := xml.MarshalIndent(ed, "", "  ")
 	if err != nil {

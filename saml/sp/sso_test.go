@@ -29,7 +29,15 @@ func backends(t *testing.T, run func(t *testing.T, useRedis bool)) {
 
 func TestSSOLogin(t *testing.T) {
 	backends(t, func(t *testing.T, useRedis bool) {
-		f := newFixture(t, fixtureOpts{redis: useRedis})
+		testSSOLogin(t, fixtureOpts{redis: useRedis})
+	})
+	// Signed AuthnRequests and encrypted assertions (both optional).
+	t.Run("signed+encrypted", func(t *testing.T) { testSSOLogin(t, fixtureOpts{sign: true, encrypt: true}) })
+}
+
+func testSSOLogin(t *testing.T, o fixtureOpts) {
+	{
+		f := newFixture(t, o)
 		b := f.browser()
 		f.hubLogin(b, "alice", "alice-pw")
 
@@ -80,7 +88,7 @@ func TestSSOLogin(t *testing.T) {
 		if _, err := f.store.GetSession(context.Background(), storeID(kindSession, tokenHash(tok))); err != nil {
 			t.Errorf("session not stored under its hash: %v", err)
 		}
-	})
+	}
 }
 
 func TestAutoSSO(t *testing.T) {
@@ -711,7 +719,13 @@ func TestLogoutCSRF(t *testing.T) {
 }
 
 func TestMetadata(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
+	for _, o := range []fixtureOpts{{}, {sign: true, encrypt: true}} {
+		t.Run(fmt.Sprintf("sign=%v,encrypt=%v", o.sign, o.encrypt), func(t *testing.T) { testMetadata(t, o) })
+	}
+}
+
+func testMetadata(t *testing.T, o fixtureOpts) {
+	f := newFixture(t, o)
 	keyPEM, certPEM := testKeyPair(t, 2)
 	f.hubs.mu.Lock()
 	f.hubs.hubs = append(f.hubs.hubs, Hub{ID: "hub2", Name: "Hub Two", Metadata: f.hub.metadata(), KeyPEM: keyPEM, CertPEM: certPEM})
@@ -735,11 +749,15 @@ func TestMetadata(t *testing.T) {
 		if len(sd.SingleLogoutServices) == 0 || sd.SingleLogoutServices[0].Location != f.srv.URL+PathSLO {
 			t.Errorf("slo %+v", sd.SingleLogoutServices)
 		}
-		if sd.AuthnRequestsSigned == nil || !*sd.AuthnRequestsSigned || sd.WantAssertionsSigned == nil || !*sd.WantAssertionsSigned {
-			t.Errorf("signing flags %v %v", sd.AuthnRequestsSigned, sd.WantAssertionsSigned)
+		if sd.AuthnRequestsSigned == nil || *sd.AuthnRequestsSigned != o.sign || sd.WantAssertionsSigned == nil || !*sd.WantAssertionsSigned {
+			t.Errorf("signing flags %v %v", *sd.AuthnRequestsSigned, *sd.WantAssertionsSigned)
 		}
 		certs := map[string]bool{}
+		encryption := 0
 		for _, kd := range sd.KeyDescriptors {
+			if kd.Use == "encryption" {
+				encryption++
+			}
 			if kd.Use == "signing" {
 				for _, c := range kd.KeyInfo.X509Data.X509Certificates {
 					certs[c.Data] = true
@@ -748,6 +766,9 @@ func TestMetadata(t *testing.T) {
 		}
 		if len(certs) != 2 || !certs[base64.StdEncoding.EncodeToString(pemCert(t, certPEM).Raw)] {
 			t.Errorf("signing certificates %d, want 2 (the bridge's and hub2's own)", len(certs))
+		}
+		if (encryption > 0) != o.encrypt {
+			t.Errorf("%d encryption keys with EncryptAssertions=%v", encryption, o.encrypt)
 		}
 	}
 }
