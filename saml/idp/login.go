@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crewjam/saml"
@@ -391,6 +392,10 @@ func inflate(b []byte) ([]byte, error) {
 	return out, nil
 }
 
+// flateReaders reuses decompressors: each holds a 32 KiB window, and every
+// HTTP-Redirect request is measured here before crewjam reads it.
+var flateReaders = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
+
 // checkRedirectRequest bounds the inflated size of an HTTP-Redirect
 // SAMLRequest before crewjam reads it (crewjam's own limit is 1 MiB).
 func checkRedirectRequest(samlRequest string) error {
@@ -401,10 +406,16 @@ func checkRedirectRequest(samlRequest string) error {
 	if err != nil {
 		return nil // crewjam reports it
 	}
-	if _, err := inflate(raw); errors.Is(err, errTooLarge) {
-		return err
+	fr := flateReaders.Get().(io.ReadCloser)
+	defer flateReaders.Put(fr)
+	if err := fr.(flate.Resetter).Reset(bytes.NewReader(raw), nil); err != nil {
+		return nil
 	}
-	return nil
+	n, _ := io.CopyN(io.Discard, fr, maxInflated+1)
+	if n > maxInflated {
+		return errTooLarge
+	}
+	return nil // a corrupt stream is crewjam's to report
 }
 
 // serveSSO answers an AuthnRequest (HTTP-Redirect or HTTP-POST).
