@@ -46,6 +46,7 @@ type IdP struct {
 	// costs the same time as a wrong password.
 	dummyHash string
 
+	urls    struct{ metadata, sso, slo, login url.URL }
 	spCache sync.Map  // entity ID → *cachedSP
 	up      *upstream // nil without an upstream IdP
 }
@@ -75,6 +76,16 @@ func New(cfg Config) (*IdP, error) {
 		secure:  u.Scheme == "https",
 		m:       m,
 		hashSem: make(chan struct{}, c.MaxConcurrentHashes),
+	}
+	for _, u := range []struct {
+		dst  *url.URL
+		path string
+	}{{&p.urls.metadata, PathMetadata}, {&p.urls.sso, PathSSO}, {&p.urls.slo, PathSLO}, {&p.urls.login, PathLogin}} {
+		parsed, err := url.Parse(base + u.path)
+		if err != nil {
+			return nil, fmt.Errorf("saml: base url: %w", err)
+		}
+		*u.dst = *parsed
 	}
 	p.keys = &keyRing{keys: c.Keys, alg: c.Algorithm, cn: u.Hostname(), ttl: c.KeyRefresh}
 	if len(c.StaticKeyPEM) > 0 {
@@ -153,10 +164,6 @@ func (p *IdP) provider(ctx context.Context, validateAt time.Time) (*saml.Identit
 	for _, k := range next {
 		extra = append(extra, k.cert)
 	}
-	metadataURL, _ := url.Parse(p.base + PathMetadata)
-	ssoURL, _ := url.Parse(p.base + PathSSO)
-	sloURL, _ := url.Parse(p.base + PathSLO)
-	loginURL, _ := url.Parse(p.base + PathLogin)
 	validity := p.cfg.MetadataValidity
 	return &saml.IdentityProvider{
 		Signer:                  timedSigner{Signer: xmldsigSigner(active.signer), obs: p.m.signing.WithLabelValues(active.alg)},
@@ -164,10 +171,10 @@ func (p *IdP) provider(ctx context.Context, validateAt time.Time) (*saml.Identit
 		ExtraCertificates:       extra,
 		SignatureMethod:         active.method(),
 		Logger:                  logAdapter{p.log},
-		MetadataURL:             *metadataURL,
-		SSOURL:                  *ssoURL,
-		LogoutURL:               *sloURL,
-		LoginURL:                *loginURL,
+		MetadataURL:             p.urls.metadata,
+		SSOURL:                  p.urls.sso,
+		LogoutURL:               p.urls.slo,
+		LoginURL:                p.urls.login,
 		ServiceProviderProvider: spProvider{p},
 		SessionProvider:         &sessionProvider{p: p},
 		AssertionMaker:          assertionMaker{p},
