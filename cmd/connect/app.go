@@ -22,6 +22,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			hubCommand(),
+			bridgeCommand(),
 			demoCommand(),
 			{
 				Name:  "version",
