@@ -274,6 +274,17 @@ func TestAuthRequest(t *testing.T) {
 		t.Fatalf("with a session: %d\n%s\nwant\n%s", resp.StatusCode, body, want)
 	}
 
+	// A POST with a body passes too (the subrequest carries no body).
+	resp, err = c.Post(origin+"/app/form", "application/x-www-form-urlencoded", strings.NewReader("a=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body2, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body2), "user=bob\n") {
+		t.Fatalf("POST with a session: %d %s", resp.StatusCode, body2)
+	}
+
 	// Known but no longer allowed: 403, the site never sees the request.
 	acc.mu.Lock()
 	acc.blocked = true

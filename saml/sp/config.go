@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -30,6 +31,12 @@ const (
 	DefaultSessionCache = 2 * time.Second
 	// DefaultAllowedCache is how long an Accounts.Allowed answer is reused.
 	DefaultAllowedCache = 5 * time.Second
+	// DefaultLocalAccountLimit failed local logins of one account within
+	// DefaultLocalWindow block that account's local logins until the window
+	// ends; DefaultLocalAddressLimit does the same per source address.
+	DefaultLocalAccountLimit = 10
+	DefaultLocalAddressLimit = 100
+	DefaultLocalWindow       = 15 * time.Minute
 )
 
 // Config is everything the SP needs; `connect bridge serve` fills it.
@@ -81,6 +88,17 @@ type Config struct {
 	// disables a cache.
 	SessionCache, AllowedCache time.Duration
 
+	// LocalAccountLimit and LocalAddressLimit failed local logins within
+	// LocalWindow block further local logins of that account (or from that
+	// address) until the window ends (defaults above; negative: no limit).
+	// Counted in each replica.
+	LocalAccountLimit, LocalAddressLimit int
+	LocalWindow                          time.Duration
+	// ClientIP returns a request's source address for LocalAddressLimit; nil
+	// uses the host of RemoteAddr. Behind nginx, return the address nginx
+	// puts in X-Forwarded-For (the last hop nginx added).
+	ClientIP func(*http.Request) string
+
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the SP metrics; nil skips registration.
@@ -110,7 +128,7 @@ func (c Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"session idle": c.SessionIdle, "session lifetime": c.SessionLifetime, "request lifetime": c.RequestLifetime,
-		"clock skew": c.ClockSkew,
+		"clock skew": c.ClockSkew, "local window": c.LocalWindow,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("sp: %s %s: must not be negative", name, d))
@@ -141,6 +159,16 @@ func (c Config) withDefaults() Config {
 	def(&d.ClockSkew, DefaultClockSkew)
 	def(&d.SessionCache, DefaultSessionCache)
 	def(&d.AllowedCache, DefaultAllowedCache)
+	def(&d.LocalWindow, DefaultLocalWindow)
+	if d.LocalAccountLimit == 0 {
+		d.LocalAccountLimit = DefaultLocalAccountLimit
+	}
+	if d.LocalAddressLimit == 0 {
+		d.LocalAddressLimit = DefaultLocalAddressLimit
+	}
+	if d.ClientIP == nil {
+		d.ClientIP = clientIP
+	}
 	if d.SiteName == "" {
 		d.SiteName = "this site"
 	}

@@ -105,11 +105,21 @@ func (s *SP) serveLocalLogin(w http.ResponseWriter, r *http.Request) {
 		page(http.StatusUnauthorized, "Invalid username or password.", "")
 		return
 	}
+	now, acct, addr := s.now(), accountKey(username), s.cfg.ClientIP(r)
+	if s.accountFails.blocked(acct, now) || s.addressFails.blocked(addr, now) {
+		log.Warn("local login refused", "reason", "throttled", "username", username, "address", addr)
+		s.m.login(resultThrottled)
+		page(http.StatusTooManyRequests, "Too many failed logins. Please try again later.", username)
+		return
+	}
 	u, err := s.cfg.Local.Authenticate(r.Context(), username, password)
 	switch {
 	case err == nil:
+		s.accountFails.reset(acct)
 	case errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotAllowed) || errors.Is(err, ErrOutOfScope):
 		log.Info("local login refused", "username", username, "err", err)
+		s.accountFails.fail(acct, now)
+		s.addressFails.fail(addr, now)
 		s.m.login(resultLocalFailure)
 		page(http.StatusUnauthorized, "Invalid username or password.", username)
 		return

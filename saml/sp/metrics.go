@@ -19,6 +19,7 @@ const (
 	resultReplayed     = "replayed"      // a request, response or assertion used twice
 	resultExpired      = "expired"       // no pending request (too old, unknown, unsolicited)
 	resultCSRF         = "csrf"          // a form or answer from another browser or origin
+	resultThrottled    = "throttled"     // too many failed local logins (account or address)
 	resultError        = "error"         // a store or directory failure
 )
 
@@ -60,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		authByCd: map[int]prometheus.Counter{},
 	}
-	for _, r := range []string{resultSuccess, resultLocalSuccess, resultLocalFailure, resultOutOfScope, resultDenied, resultInvalid, resultReplayed, resultExpired, resultCSRF, resultError} {
+	for _, r := range []string{resultSuccess, resultLocalSuccess, resultLocalFailure, resultOutOfScope, resultDenied, resultInvalid, resultReplayed, resultExpired, resultCSRF, resultThrottled, resultError} {
 		m.logins.WithLabelValues(r)
 	}
 	for _, k := range []string{logoutLocal, logoutSingle, logoutFromHub, logoutHubRefused, logoutHubFailed} {

@@ -316,6 +316,8 @@ type cachedAllowed struct {
 	email   []string
 	name    []string
 	groups  []string
+	// memberOf holds the local group names, for ?group= checks.
+	memberOf map[string]bool
 }
 
 // maxCached bounds each cache map; beyond it, expired entries are swept and,

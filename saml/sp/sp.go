@@ -53,6 +53,8 @@ type SP struct {
 	dclock   *dsig.Clock
 	m        *metrics
 	cache    *sessionCache
+	// Failed local logins, per account and per source address.
+	accountFails, addressFails *throttle
 
 	// Cookie names: the __Host- prefix on https pins them to this origin.
 	sessionCookie string
@@ -101,6 +103,8 @@ func New(cfg Config) (*SP, error) {
 	s.acsURL = mustURL(base + PathACS)
 	s.sloURL = mustURL(base + PathSLO)
 	s.cache = newSessionCache(c.SessionCache, c.AllowedCache)
+	s.accountFails = newThrottle(c.LocalAccountLimit, c.LocalWindow)
+	s.addressFails = newThrottle(c.LocalAddressLimit, c.LocalWindow)
 	prefix := ""
 	if s.secure {
 		prefix = "__Host-"

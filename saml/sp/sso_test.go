@@ -783,3 +783,67 @@ func parseSPMetadataForTest(data []byte) (*saml.EntityDescriptor, error) {
 	}
 	return &ed, nil
 }
+
+// TestLocalLoginThrottle: after the limit of failures an account's local
+// logins are refused (even with the right password) until the window ends;
+// other accounts are not affected; a success resets the count.
+func TestLocalLoginThrottle(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	s := f.replicas[0]
+	now := time.Now()
+	s.cfg.Clock = func() time.Time { return now }
+	s.accountFails = newThrottle(3, time.Minute)
+	b := f.browser()
+	_, page := b.get(f.srv.URL+"/login", false)
+	_, v := form(t, page)
+	try := func(user, pw string) int {
+		t.Helper()
+		v.Set("username", user)
+		v.Set("password", pw)
+		resp, _ := b.post(f.srv.URL+"/login", v, false)
+		return resp.StatusCode
+	}
+	if got := try("bob", "wrong"); got != http.StatusUnauthorized {
+		t.Fatalf("first failure: %d", got)
+	}
+	if got := try("bob", "bob-pw"); got != http.StatusSeeOther {
+		t.Fatalf("success: %d", got)
+	}
+	for i := 0; i < 3; i++ {
+		if got := try("BOB", "wrong"); got != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i, got)
+		}
+	}
+	if got := try("bob", "bob-pw"); got != http.StatusTooManyRequests {
+		t.Fatalf("right password while blocked: %d", got)
+	}
+	if got := try("nobody", "x"); got != http.StatusUnauthorized {
+		t.Fatalf("another account: %d", got)
+	}
+	now = now.Add(61 * time.Second)
+	if got := try("bob", "bob-pw"); got != http.StatusSeeOther {
+		t.Fatalf("after the window: %d", got)
+	}
+	if got := f.metric(0, "connect_bridge_sso_logins_total", "result", "throttled"); got != 1 {
+		t.Errorf("logins{throttled} = %v", got)
+	}
+}
+
+// TestForwardAuthGroups: /connect/auth?group=… admits members of any of them.
+func TestForwardAuthGroups(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	b := f.browser()
+	f.hubLogin(b, "alice", "alice-pw")
+	f.sso(b, "/")
+	for q, want := range map[string]int{
+		"":                               http.StatusAccepted,
+		"?group=staff":                   http.StatusAccepted,
+		"?group=admins&group=course-101": http.StatusAccepted,
+		"?group=admins":                  http.StatusForbidden,
+		"?group=Staff":                   http.StatusForbidden,
+	} {
+		if resp, _ := b.get(f.srv.URL+PathAuth+q, false); resp.StatusCode != want {
+			t.Errorf("%q: %d, want %d", q, resp.StatusCode, want)
+		}
+	}
+}
