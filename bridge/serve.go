@@ -124,8 +124,8 @@ func (e *Engine) tick(ctx context.Context, serverID, task string) (time.Duration
 	if err != nil {
 		return interval, err
 	}
-	if longPoll && plan != nil && plan.Mode == "changes" {
-		// The run itself waited on the feed: go again at once.
+	if longPoll && plan != nil && (plan.Mode == "changes" || plan.Mode == "full") && !plan.Held() {
+		// The next run waits on the feed itself: go again at once.
 		return 0, nil
 	}
 	return interval, nil
