@@ -347,7 +347,12 @@ type Proxy struct {
 	// hideCursors makes the hub look like a server without RFC 9865 cursors,
 	// so clients page by index.
 	hideCursors atomic.Bool
+	// hideChanges makes the hub look like a plain SCIM server (no feed).
+	hideChanges atomic.Bool
 }
+
+// HideChanges makes /Changes answer 404, as on a plain SCIM server.
+func (p *Proxy) HideChanges() { p.hideChanges.Store(true) }
 
 // HideCursors makes the proxied ServiceProviderConfig deny cursor paging.
 func (p *Proxy) HideCursors() { p.hideCursors.Store(true) }
@@ -372,6 +377,10 @@ func (p *Proxy) SetFault(f Fault) {
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/scim/v2/Changes") && p.hideChanges.Load() {
+		Status(w, http.StatusNotFound)
+		return
+	}
 	if r.URL.Path == "/scim/v2/ServiceProviderConfig" && p.hideCursors.Load() {
 		m := p.Fetch(r)
 		if pg, ok := m["pagination"].(map[string]any); ok {
