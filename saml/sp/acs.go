@@ -115,8 +115,14 @@ func (s *SP) serveACS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	first, err = s.cfg.Replay.Seen(ctx, p.Hub, replayResponse+shape.id, s.now().Add(s.cfg.RequestLifetime+2*s.cfg.ClockSkew))
-	if err != nil || !first {
-		log.Warn("acs: response id seen before (replay)", "response_id", shape.id, "err", err)
+	if err != nil {
+		log.Error("acs: replay cache", "err", err)
+		s.m.login(resultError)
+		s.message(w, http.StatusServiceUnavailable, "Login failed", "Login is unavailable right now. Please try again later.")
+		return
+	}
+	if !first {
+		log.Warn("acs: response id seen before (replay)", "response_id", shape.id)
 		s.m.login(resultReplayed)
 		s.message(w, http.StatusBadRequest, "Login expired", "This login has expired or was already used. Please start again.")
 		return

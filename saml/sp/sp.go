@@ -183,7 +183,14 @@ func (s *SP) connectedHubs(ctx context.Context) ([]*hubSP, error) {
 		seen[h.ID] = true
 		sum := hubSum(h)
 		if c, ok := s.hubs[h.ID]; ok && c.sum == sum {
-			c.hub.Name = h.Name
+			if c.hub.Name != h.Name {
+				// Entries are shared with running requests: replace, never
+				// write into one.
+				nc := *c
+				nc.hub.Name = h.Name
+				c = &nc
+				s.hubs[h.ID] = c
+			}
 			out = append(out, c)
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -845,5 +846,66 @@ func TestForwardAuthGroups(t *testing.T) {
 		if resp, _ := b.get(f.srv.URL+PathAuth+q, false); resp.StatusCode != want {
 			t.Errorf("%q: %d, want %d", q, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestConcurrentUse: logins, checks, logouts and hub list changes at once
+// (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	f := newFixture(t, fixtureOpts{replicas: 2, sessionCache: 50 * time.Millisecond, allowedCache: 50 * time.Millisecond})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the operator renames the hub now and then
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			f.hubs.mu.Lock()
+			f.hubs.hubs[0].Name = fmt.Sprintf("Test Hub %d", i%3)
+			f.hubs.mu.Unlock()
+		}
+	}()
+	errs := make(chan error, 8)
+	var users sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		users.Add(1)
+		go func(g int) {
+			defer users.Done()
+			b := f.browser()
+			b.replica = g % 2
+			f.hubLogin(b, "alice", "alice-pw")
+			for round := 0; round < 3; round++ {
+				if resp := f.sso(b, "/"); resp.StatusCode != http.StatusSeeOther {
+					errs <- fmt.Errorf("user %d: acs %d", g, resp.StatusCode)
+					return
+				}
+				for i := 0; i < 20; i++ {
+					b.replica = i % 2
+					if got := f.auth(b).StatusCode; got != http.StatusAccepted {
+						errs <- fmt.Errorf("user %d: auth %d", g, got)
+						return
+					}
+				}
+				_, page := b.get(f.srv.URL+PathLogout+"?rd=/bye", false)
+				_, v := form(t, page)
+				b.post(f.srv.URL+PathLogout, v, false)
+				if got := f.auth(b).StatusCode; got != http.StatusUnauthorized {
+					errs <- fmt.Errorf("user %d: auth after logout %d", g, got)
+					return
+				}
+				f.hubLogin(b, "alice", "alice-pw") // single logout ended the hub session
+			}
+		}(g)
+	}
+	users.Wait()
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
