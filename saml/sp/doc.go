@@ -12,7 +12,7 @@
 //	GET|POST /saml/slo                         single logout (requests and responses)
 //	GET|POST /login                            login page: one button per hub + local form
 //	GET|POST /logout                           end the session (and the hub's, by SLO)
-//	GET  /connect/auth                         forward auth: 202 / 401 / 403
+//	GET  /connect/auth[?group=G…]              forward auth: 202 / 401 / 403
 //
 // Security choices (DESIGN.md §8): responses must be signed by the hub's pinned
 // metadata key with SHA-256 or better; exactly one assertion per response (no
@@ -30,5 +30,22 @@
 // The package never imports a store or a bridge package: it declares what it
 // needs (Hubs, Sessions, ReplayCache, Accounts, LocalAuth) and the bridge adapts
 // its state and local directory to them. It imports crewjam/saml, etree,
-// goxmldsig and Prometheus besides the standard library.
+// goxmldsig, clockwork and Prometheus besides the standard library.
+//
+// Wiring (`connect bridge serve`): the bridge state (bridge/state) provides
+// the sessions and the replay cache through a four-method adapter that copies
+// state.Session to StoredSession and wraps state.ErrNotFound with ErrNotFound
+// (state.State.Seen already is ReplayCache.Seen); see stateSessions in the
+// tests. Then:
+//
+//	s, err := sp.New(sp.Config{
+//		BaseURL: cfg.URL, SiteName: name, KeyPEM: key, CertPEM: cert,
+//		Hubs: hubs, Sessions: adapter, Replay: adapter, Accounts: accounts, Local: local,
+//		AutoSSO: func(ctx context.Context) bool { return setting(ctx, "auto-sso") == "true" },
+//		Logger: log, Registerer: reg,
+//	})
+//	mux.Handle("/", s.Handler()) // /connect/v1/register, /metrics, … beside it
+//
+// The handshake answers the hub with s.Metadata(ctx). Keep the key pair in the
+// bridge's store (NewKeyPair makes one) so every replica signs with it.
 package sp
