@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/crewjam/saml"
@@ -47,13 +48,22 @@ type IdP struct {
 	dummyHash string
 
 	urls    struct{ metadata, sso, slo, login url.URL }
-	spCache sync.Map  // entity ID → *cachedSP
-	up      *upstream // nil without an upstream IdP
+	spCache sync.Map // entity ID → *cachedSP
+	// recorded remembers session participants already stored.
+	recorded  sync.Map
+	recordedN atomic.Int64
+	up        *upstream // nil without an upstream IdP
 }
 
+// spCacheTTL is how long a registered SP's parsed metadata is used without
+// asking the store again: a registration, replacement or removal reaches
+// every replica within it.
+const spCacheTTL = 2 * time.Second
+
 type cachedSP struct {
-	sum [32]byte
-	ed  *saml.EntityDescriptor
+	sum     [32]byte
+	ed      *saml.EntityDescriptor
+	checked time.Time
 }
 
 // New validates cfg and returns the IdP. It registers its metrics on
@@ -272,8 +282,15 @@ func (s spProvider) GetServiceProvider(r *http.Request, entityID string) (*saml.
 }
 
 func (p *IdP) serviceProvider(ctx context.Context, entityID string) (*saml.EntityDescriptor, error) {
+	now := p.now()
+	if v, ok := p.spCache.Load(entityID); ok {
+		if c := v.(*cachedSP); now.Sub(c.checked) < spCacheTTL && !now.Before(c.checked) {
+			return c.ed, nil
+		}
+	}
 	sp, err := p.cfg.ServiceProviders.ServiceProvider(ctx, entityID)
 	if errors.Is(err, ErrNotFound) {
+		p.spCache.Delete(entityID)
 		return nil, fmt.Errorf("service provider %q: %w", entityID, errNotExist)
 	}
 	if err != nil {
@@ -281,12 +298,13 @@ func (p *IdP) serviceProvider(ctx context.Context, entityID string) (*saml.Entit
 	}
 	sum := sha256.Sum256(sp.Metadata)
 	if v, ok := p.spCache.Load(entityID); ok && v.(*cachedSP).sum == sum {
+		p.spCache.Store(entityID, &cachedSP{sum: sum, ed: v.(*cachedSP).ed, checked: now})
 		return v.(*cachedSP).ed, nil
 	}
 	ed, err := ParseSPMetadata(sp.Metadata)
 	if err != nil {
 		return nil, fmt.Errorf("registered metadata of %q: %w", entityID, err)
 	}
-	p.spCache.Store(entityID, &cachedSP{sum: sum, ed: ed})
+	p.spCache.Store(entityID, &cachedSP{sum: sum, ed: ed, checked: now})
 	return ed, nil
 }

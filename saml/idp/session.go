@@ -245,6 +245,19 @@ func (sp *sessionProvider) InvalidateSession(w http.ResponseWriter, r *http.Requ
 	return nil
 }
 
+// maxRecorded bounds the participants remembered in process.
+const maxRecorded = 100000
+
+// remember notes a recorded participant; the set is dropped when it grows
+// past maxRecorded (it is only a shortcut).
+func (p *IdP) remember(key string) {
+	if p.recordedN.Add(1) > maxRecorded {
+		p.recorded.Clear()
+		p.recordedN.Store(0)
+	}
+	p.recorded.Store(key, struct{}{})
+}
+
 // AddSessionParticipant records the SP an assertion went to.
 func (sp *sessionProvider) AddSessionParticipant(r *http.Request, session *saml.Session, part saml.SessionParticipant) error {
 	hash, err := hex.DecodeString(session.ID)
@@ -259,18 +272,28 @@ func (sp *sessionProvider) AddSessionParticipant(r *http.Request, session *saml.
 		SPNameQualifier: part.NameID.SPNameQualifier,
 		SessionIndex:    part.SessionIndex,
 	}
-	// Most SSO requests come back to an SP the session already knows: a
-	// read then spares the (single, on SQLite) writer.
+	// Most SSO requests come back to an SP the session already knows: this
+	// process remembers what it recorded, and otherwise a read spares the
+	// (single, on SQLite) writer.
+	key := string(hash) + "\x00" + p.ServiceProvider + "\x00" + p.NameID + "\x00" + p.SessionIndex
+	if _, ok := sp.p.recorded.Load(key); ok {
+		return nil
+	}
 	known, err := sp.p.cfg.Sessions.Participants(r.Context(), hash)
 	if err != nil {
 		return err
 	}
 	for _, k := range known {
 		if k == p {
+			sp.p.remember(key)
 			return nil
 		}
 	}
-	return sp.p.cfg.Sessions.AddParticipant(r.Context(), hash, p)
+	if err := sp.p.cfg.Sessions.AddParticipant(r.Context(), hash, p); err != nil {
+		return err
+	}
+	sp.p.remember(key)
+	return nil
 }
 
 // SessionParticipants returns the participants of the candidate sessions

@@ -124,6 +124,7 @@ func benchmarkSSO(b *testing.B, alg string) {
 	bh := newBenchHub(b, alg)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			r := httptest.NewRequest("GET", bh.sso, nil)
@@ -136,12 +137,22 @@ func benchmarkSSO(b *testing.B, alg string) {
 		}
 	})
 	b.StopTimer()
-	perCore := float64(b.N) / b.Elapsed().Seconds() / float64(runtime.GOMAXPROCS(0))
-	b.ReportMetric(perCore, "responses/s/core")
+	reportPerCore(b, cpu0, "responses")
+}
+
+// reportPerCore reports throughput per core two ways: wall time divided by
+// GOMAXPROCS, and per CPU-second the process used (what a core sustains,
+// however busy the machine is).
+func reportPerCore(b *testing.B, cpu0 time.Duration, what string) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/float64(runtime.GOMAXPROCS(0)), what+"/s/core")
+	if used := cpuTime() - cpu0; used > 0 {
+		b.ReportMetric(float64(b.N)/used.Seconds(), what+"/cpu-s")
+	}
 }
 
 // BenchmarkSAMLResponseRSA: signed Responses (Response and Assertion
-// signed, RSA-2048) for a user with a session. Budget: ≥ 350/s per core.
+// signed, RSA-2048) for a user with a session, end to end through the hub
+// handler and its SQLite store. Budget: ≥ 350/s per core (responses/cpu-s).
 func BenchmarkSAMLResponseRSA(b *testing.B) { benchmarkSSO(b, "rsa") }
 
 // BenchmarkSAMLResponseECDSA: the same with ECDSA P-256. Budget: ≥ 1,500/s
@@ -154,6 +165,7 @@ func BenchmarkSAMLPasswordLogin(b *testing.B) {
 	bh := newBenchHub(b, "ecdsa")
 	var n atomic.Int64
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			// Distinct addresses: the address throttle only counts failures.
@@ -161,7 +173,7 @@ func BenchmarkSAMLPasswordLogin(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/float64(runtime.GOMAXPROCS(0)), "logins/s/core")
+	reportPerCore(b, cpu0, "logins")
 }
 
 // BenchmarkSAMLLoginStorm: 500 concurrent login attempts (half with a wrong
