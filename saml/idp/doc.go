@@ -47,8 +47,8 @@
 // with exactly one SP) with at least one AssertionConsumerService using the
 // HTTP-POST binding; every ACS and SingleLogoutService location must be an
 // http(s) URL. An SP whose metadata says AuthnRequestsSigned="true" must sign
-// every AuthnRequest (SHA-1 signatures are refused). A running hub sees a
-// registration at once.
+// every AuthnRequest (SHA-1 signatures are refused). A running hub (every
+// replica) sees a registration, replacement or removal within 2 seconds.
 //
 // # Logging a test user in
 //
