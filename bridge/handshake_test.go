@@ -210,6 +210,30 @@ func TestHandshake(t *testing.T) {
 	if len(h.clients(t)) != 1 {
 		t.Fatalf("a duplicate URL changed the hub")
 	}
+
+	// The bridge leaving: only its own token may remove its client.
+	post := func(token string) int {
+		req, _ := http.NewRequest("POST", h.url+scim.DisconnectPath, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := post(""); code != 401 {
+		t.Fatalf("disconnect without a token = %d", code)
+	}
+	if code := post("cbr_wrong"); code != 401 || len(h.clients(t)) != 1 {
+		t.Fatalf("disconnect with a wrong token = %d", code)
+	}
+	if code := post(ss[0].Token); code != 204 {
+		t.Fatalf("disconnect = %d", code)
+	}
+	unchanged(t, h, nil)
 }
 
 func TestHandshakeFailures(t *testing.T) {

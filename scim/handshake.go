@@ -11,6 +11,11 @@ const (
 	UnregisterPath = "/connect/v1/unregister"
 )
 
+// DisconnectPath is the hub endpoint a bridge calls (POST, with its bridge
+// token as the bearer) when its operator removes the server: the hub removes
+// the client system, revokes the token and unregisters the bridge's SP.
+const DisconnectPath = "/connect/v1/disconnect"
+
 // RegisterRequest is what the hub sends to complete a connection.
 type RegisterRequest struct {
 	Secret      string `json:"secret"`

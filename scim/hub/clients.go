@@ -606,3 +606,30 @@ func PublicIdentity(ctx context.Context, st store.Store) (url, name string, err 
 	}
 	return url, name, nil
 }
+
+// serveDisconnect handles POST DisconnectPath: a bridge leaving. The bearer
+// must be a live bridge token; its client is removed (token revoked, SP
+// unregistered). Any other caller gets 401 and nothing changes.
+func (s *Server) serveDisconnect(w http.ResponseWriter, r *http.Request) {
+	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	secret = strings.TrimSpace(secret)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" || len(secret) > 512 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="connect"`)
+		http.Error(w, "a bridge token is required", http.StatusUnauthorized)
+		return
+	}
+	tok, err := s.cfg.Store.TokenByHash(r.Context(), HashToken(secret))
+	if err != nil || tok.Revoked || tok.ClientID == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="connect"`)
+		http.Error(w, "a bridge token is required", http.StatusUnauthorized)
+		return
+	}
+	c, err := RemoveClient(r.Context(), s.cfg.Store, Connect{Actor: "bridge:" + tok.ClientID}, tok.ClientID)
+	if err != nil {
+		s.log.Error("bridge disconnect", "client", tok.ClientID, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	s.log.Info("bridge disconnected; client removed", "client", c.ID, "name", c.Name)
+	w.WriteHeader(http.StatusNoContent)
+}

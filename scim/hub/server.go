@@ -109,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.HandleFunc("POST "+scim.RegisterPath, refuseHubRegistration)
+	mux.HandleFunc("POST "+scim.DisconnectPath, s.serveDisconnect)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.Registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(c.Logger.Handler(), slog.LevelError),
 	}))
