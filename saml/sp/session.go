@@ -422,3 +422,21 @@ func (c *sessionCache) forgetUser(key string) {
 }
 
 func userKey(u LocalUser) string { return u.Hub + "\x00" + u.ID }
+
+// EndSessions ends every session of a hub user (hub, the hub's NameID
+// subject) at once, for the bridge to call when the user is deleted or
+// suspended on the hub or leaves the bridge's scope. Other replicas stop
+// honouring the sessions within Config.SessionCache; until then Allowed
+// (Config.AllowedCache) already refuses a user the directory no longer
+// allows. It returns how many sessions there were.
+func (s *SP) EndSessions(ctx context.Context, hub, subject string) (int, error) {
+	if hub == "" || subject == "" {
+		return 0, errors.New("end sessions: hub and subject are required")
+	}
+	n, err := s.cfg.Sessions.DeleteSessions(ctx, hub, subject)
+	s.cache.evictSubject(hub, subject)
+	if err != nil {
+		return n, fmt.Errorf("end sessions of %s on %s: %w", subject, hub, err)
+	}
+	return n, nil
+}

@@ -909,3 +909,29 @@ func TestConcurrentUse(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestEndSessions(t *testing.T) {
+	f := newFixture(t, fixtureOpts{sessionCache: time.Hour})
+	var bs []*browser
+	for i := 0; i < 2; i++ {
+		b := f.browser()
+		f.hubLogin(b, "alice", "alice-pw")
+		f.sso(b, "/")
+		if got := f.auth(b).StatusCode; got != http.StatusAccepted {
+			t.Fatalf("auth %d", got)
+		}
+		bs = append(bs, b)
+	}
+	n, err := f.replicas[0].EndSessions(context.Background(), "hub1", aliceSubject)
+	if err != nil || n != 2 {
+		t.Fatalf("EndSessions = %d, %v", n, err)
+	}
+	for _, b := range bs {
+		if got := f.auth(b).StatusCode; got != http.StatusUnauthorized {
+			t.Fatalf("auth after EndSessions: %d", got)
+		}
+	}
+	if _, err := f.replicas[0].EndSessions(context.Background(), "", ""); err == nil {
+		t.Fatal("EndSessions without a subject")
+	}
+}
