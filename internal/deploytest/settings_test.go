@@ -253,8 +253,11 @@ func (p *process) log() string {
 	return p.logs.String()
 }
 
+// boundRE matches a loopback address with the port the kernel picked.
+var boundRE = regexp.MustCompile(`^127\.0\.0\.1:[1-9][0-9]*$`)
+
 // startJSON starts connect with env and reads its JSON log lines, learning
-// the listen address from the "listening" line.
+// the bound address from the first line that carries one.
 func startJSON(tb testing.TB, env []string, args ...string) *process {
 	tb.Helper()
 	p := &process{cmd: exec.Command(connectBinary(tb), args...), addr: make(chan string, 1), done: make(chan struct{}), bad: make(chan string, 1)}
@@ -298,9 +301,13 @@ func startJSON(tb testing.TB, env []string, args ...string) *process {
 				}
 				continue
 			}
-			if rec["msg"] == "listening" {
-				if a, ok := rec["addr"].(string); ok {
-					p.addr <- a
+			// The bound address: the hub logs addr=, the bridge listen=.
+			for _, k := range []string{"addr", "listen"} {
+				if a, ok := rec[k].(string); ok && boundRE.MatchString(a) {
+					select {
+					case p.addr <- a:
+					default:
+					}
 				}
 			}
 		}
@@ -318,7 +325,7 @@ func (p *process) waitAddr(tb testing.TB) string {
 	case <-p.done:
 		tb.Fatalf("exited before listening: %v\n%s", p.err, p.log())
 	case <-time.After(60 * time.Second):
-		tb.Fatalf("no JSON \"listening\" log line within 60 s:\n%s", p.log())
+		tb.Fatalf("no JSON log line with the bound address within 60 s:\n%s", p.log())
 	}
 	return ""
 }
@@ -337,19 +344,33 @@ func get(tb testing.TB, u string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestHubReplicasServeWithKubernetesSettings starts the two replicas of the
-// hub Deployment as Kubernetes would (the ConfigMap, the store Secret and
-// GOMEMLIMIT from the memory limit) on one fresh PostgreSQL schema at once,
-// then asks each the Deployment's probe paths and the annotated metrics path,
-// and stops them with SIGTERM within the grace period. Only the listen
-// address differs: a free loopback port instead of :8080.
-func TestHubReplicasServeWithKubernetesSettings(t *testing.T) {
-	dsn := schemaDSN(t)
-	dep := deployment(t, "hub")
-	env := podEnv(t, "hub", map[string]string{"store": dsn})
-	env["CONNECT_HUB_LISTEN"] = "127.0.0.1:0"
+// TestReplicasServeWithKubernetesSettings starts the replicas of each
+// Deployment as Kubernetes would (its generated ConfigMap, its Secrets and
+// GOMEMLIMIT from the memory limit) at once on one fresh PostgreSQL schema
+// (and, for the bridge, the test Redis), then asks each the Deployment's probe
+// paths and the annotated metrics path, and stops it with SIGTERM within the
+// grace period. Only the listen address differs: a free loopback port instead
+// of :8080.
+func TestReplicasServeWithKubernetesSettings(t *testing.T) {
+	for _, role := range []string{"hub", "bridge"} {
+		t.Run(role, func(t *testing.T) {
+			needServe(t, role)
+			dsn := schemaDSN(t)
+			secrets := map[string]string{"store": dsn}
+			if role == "bridge" {
+				secrets["redis"] = "redis://" + testenv.RedisAddr(t) + "/0"
+			}
+			replicasServe(t, role, dsn, secrets)
+		})
+	}
+}
+
+func replicasServe(t *testing.T, role, dsn string, secrets map[string]string) {
+	dep := deployment(t, role)
+	env := podEnv(t, role, secrets)
+	env["CONNECT_"+strings.ToUpper(role)+"_LISTEN"] = "127.0.0.1:0"
 	c := path(dep, "spec", "template", "spec", "containers", 0)
-	args := []string{}
+	var args []string
 	for _, a := range list(c, "args") {
 		args = append(args, a.(string))
 	}
@@ -368,7 +389,7 @@ func TestHubReplicasServeWithKubernetesSettings(t *testing.T) {
 		defer db.Close()
 		var n int
 		if err := db.QueryRow(`SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()`).Scan(&n); err != nil || n == 0 {
-			t.Errorf("the hub made no tables in the Secret's schema (%d, %v)", n, err)
+			t.Errorf("the %s made no tables in the Secret's schema (%d, %v)", role, n, err)
 		}
 	}()
 	for i, p := range procs {
@@ -381,8 +402,11 @@ func TestHubReplicasServeWithKubernetesSettings(t *testing.T) {
 		}
 		ann := mapping(dep, "spec", "template", "metadata", "annotations")
 		code, body := get(t, base+str(ann, "prometheus.io/path"))
-		if code != http.StatusOK || !strings.Contains(body, "connect_hub_build_info") {
-			t.Errorf("replica %d: metrics path = %d, without connect_hub_build_info", i, code)
+		if code != http.StatusOK || !strings.Contains(body, "# TYPE go_goroutines gauge") {
+			t.Errorf("replica %d: metrics path = %d, not a Prometheus exposition", i, code)
+		}
+		if role == "hub" && !strings.Contains(body, "connect_hub_build_info") {
+			t.Errorf("replica %d: no connect_hub_build_info in /metrics", i)
 		}
 		select {
 		case l := <-p.bad:
