@@ -1,12 +1,14 @@
 package sp
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -933,5 +935,50 @@ func TestEndSessions(t *testing.T) {
 	}
 	if _, err := f.replicas[0].EndSessions(context.Background(), "", ""); err == nil {
 		t.Fatal("EndSessions without a subject")
+	}
+}
+
+// TestPOSTBinding: a hub that offers only the HTTP-POST binding gets the
+// AuthnRequest and the LogoutRequest as auto-posting forms.
+func TestPOSTBinding(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	redirect := regexp.MustCompile(`<(SingleSignOnService|SingleLogoutService) Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"[^>]*>(</(SingleSignOnService|SingleLogoutService)>)?`)
+	md := redirect.ReplaceAll(f.hub.metadata(), nil)
+	if bytes.Contains(md, []byte("HTTP-Redirect")) {
+		t.Fatalf("redirect bindings left in the metadata:\n%s", md)
+	}
+	f.hubs.mu.Lock()
+	f.hubs.hubs[0].Metadata = md
+	f.hubs.mu.Unlock()
+	b := f.browser()
+	f.hubLogin(b, "alice", "alice-pw")
+	resp, page := b.get(f.srv.URL+PathSAMLLogin+"?hub=hub1&rd=/p", false)
+	action, fields := form(t, page)
+	if resp.StatusCode != 200 || action != f.hub.srv.URL+"/sso" || fields.Get("SAMLRequest") == "" || fields.Get("RelayState") == "" {
+		t.Fatalf("authn request form: %d %q %v", resp.StatusCode, action, fields)
+	}
+	_, answer := b.post(action, fields, true)
+	acs, fields := form(t, answer)
+	if resp, _ := b.post(acs, fields, false); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/p" {
+		t.Fatalf("acs: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	req, _ := http.NewRequest("GET", f.srv.URL+PathLogout, nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, page = b.do(req, false)
+	action, fields = form(t, page)
+	if resp.StatusCode != 200 || action != f.hub.srv.URL+"/slo" || fields.Get("SAMLRequest") == "" {
+		t.Fatalf("logout request form: %d %q", resp.StatusCode, action)
+	}
+	_, answer = b.post(action, fields, true) // the hub answers with the same binding
+	action, fields = form(t, answer)
+	if action != f.srv.URL+PathSLO || fields.Get("SAMLResponse") == "" {
+		t.Fatalf("logout response form: %q", action)
+	}
+	resp, body := b.post(action, fields, true)
+	if resp.Request.URL.Path != PathLogin || !strings.Contains(body, "You have been logged out.") {
+		t.Fatalf("after single logout: %s %s", resp.Request.URL, body)
+	}
+	if n := f.hub.sessions(); n != 0 {
+		t.Fatalf("hub sessions: %d", n)
 	}
 }
