@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -28,6 +30,10 @@ import (
 	"github.com/connectsso/connect/bridge/state/memory"
 	"github.com/connectsso/connect/internal/testenv"
 	"github.com/connectsso/connect/saml/sp"
+	"github.com/connectsso/connect/scim"
+	"github.com/connectsso/connect/scim/hub"
+	"github.com/connectsso/connect/scim/password"
+	"github.com/connectsso/connect/scim/store/sqlite"
 )
 
 // sessions adapts the bridge state to the SP's Sessions and ReplayCache.
@@ -307,5 +313,160 @@ func TestAuthRequest(t *testing.T) {
 	// The subrequest location is not reachable from outside.
 	if resp, _ := get("/_connect_auth"); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("/_connect_auth from outside: %d", resp.StatusCode)
+	}
+}
+
+// hubs lists one connected hub.
+type hubs []sp.Hub
+
+func (h hubs) Hubs(context.Context) ([]sp.Hub, error) { return h, nil }
+
+// hubAccounts maps every asserted hub user to a connect account "tc<userName>".
+type hubAccounts struct{}
+
+func (hubAccounts) Login(_ context.Context, hub string, id sp.Identity) (sp.LocalUser, error) {
+	return sp.LocalUser{ID: "C-" + id.Subject, Username: "tc" + id.UserName, Email: id.Email, Groups: id.Groups, Hub: hub}, nil
+}
+
+func (hubAccounts) Allowed(_ context.Context, u sp.LocalUser) (sp.LocalUser, error) { return u, nil }
+
+var formInput = regexp.MustCompile(`<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"`)
+var formAction = regexp.MustCompile(`<form[^>]*action="([^"]*)"`)
+
+func parseForm(t *testing.T, page string) (string, url.Values) {
+	t.Helper()
+	m := formAction.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no form:\n%s", page)
+	}
+	v := url.Values{}
+	for _, in := range formInput.FindAllStringSubmatch(page, -1) {
+		v.Set(in[1], html.UnescapeString(in[2]))
+	}
+	return html.UnescapeString(m[1]), v
+}
+
+// TestAuthRequestSSO logs in through a real Connect hub with the bridge behind
+// nginx: the login page's hub button, the hub's login form, the ACS post
+// through nginx, the protected page, and single logout.
+func TestAuthRequestSSO(t *testing.T) {
+	ctx := context.Background()
+	port := freePort(t)
+	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "user=%s groups=%s", r.Header.Get("X-Connect-User"), r.Header.Get("X-Connect-Groups"))
+	}))
+	t.Cleanup(site.Close)
+
+	// The hub.
+	st, err := sqlite.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hubSrv := httptest.NewUnstartedServer(nil)
+	hubSrv.StartTLS()
+	t.Cleanup(hubSrv.Close)
+	hubSrv.URL = strings.Replace(hubSrv.URL, "127.0.0.1", "hub.example.com", 1)
+	hh, err := hub.New(hub.Config{Listen: "127.0.0.1:0", URL: hubSrv.URL, Name: "Connect Hub", Store: st,
+		Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubSrv.Config.Handler = hh.Handler()
+	pw, _ := password.Hash("alice-pw")
+	alice, err := st.CreateUser(ctx, scim.User{UserName: "alice", Active: scim.BoolPtr(true),
+		Emails: []scim.MultiValue{{Value: "alice@example.org", Primary: true}}, Connect: &scim.ConnectUser{PasswordHash: pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateGroup(ctx, scim.Group{DisplayName: "Staff", Connect: &scim.ConnectGroup{Kind: scim.KindAudience}, Members: []scim.Member{{Value: alice.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	jar, _ := cookiejar.New(nil)
+	tr := hubSrv.Client().Transport.(*http.Transport).Clone()
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, ".example.com") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	c := &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second}
+	read := func(resp *http.Response, err error) (*http.Response, string) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	_, md := read(c.Get(hubSrv.URL + "/saml/metadata"))
+
+	// The bridge, behind nginx.
+	keyPEM, certPEM, err := sp.NewKeyPair("bridge.test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := sessions{memory.New(memory.Config{})}
+	s, err := sp.New(sp.Config{
+		BaseURL: origin, SiteName: "Example Site", KeyPEM: keyPEM, CertPEM: certPEM,
+		Hubs: hubs{{ID: "hub1", Name: "Connect Hub", Metadata: []byte(md)}}, Sessions: ss, Replay: ss, Accounts: hubAccounts{},
+		Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridge := httptest.NewServer(s.Handler())
+	t.Cleanup(bridge.Close)
+	spMD, err := s.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.RegisterServiceProvider(ctx, st, "test", spMD, "test", false); err != nil {
+		t.Fatal(err)
+	}
+	startNginx(t, port, hostPort(t, bridge.URL), hostPort(t, site.URL))
+
+	// Protected page → login page → the hub's button → the hub's login form.
+	resp, page := read(c.Get(origin + "/reports?q=1"))
+	if resp.Request.URL.Path != "/login" || !strings.Contains(page, "Log in using your account on: Connect Hub") {
+		t.Fatalf("login page: %s %s", resp.Request.URL, page)
+	}
+	m := regexp.MustCompile(`href="(/saml/login\?[^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no hub button: %s", page)
+	}
+	resp, hubPage := read(c.Get(origin + html.UnescapeString(m[1])))
+	action, fields := parseForm(t, hubPage)
+	fields.Set("username", "alice")
+	fields.Set("password", "alice-pw")
+	ref, _ := resp.Request.URL.Parse(action)
+	_, answer := read(c.PostForm(ref.String(), fields))
+	acs, fields := parseForm(t, answer)
+	if acs != origin+"/saml/acs" {
+		t.Fatalf("the hub posts to %q", acs)
+	}
+	// Posting the answer lands, through nginx, on the page asked for.
+	resp, body := read(c.PostForm(acs, fields))
+	if resp.Request.URL.RequestURI() != "/reports?q=1" || body != "user=tcalice groups=Staff" {
+		t.Fatalf("after login: %s %q", resp.Request.URL, body)
+	}
+	// Single logout through nginx: the site's session and the hub's end.
+	req, _ := http.NewRequest("GET", origin+"/logout", nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, body = read(c.Do(req))
+	if resp.Request.URL.Path != "/login" || !strings.Contains(body, "You have been logged out.") {
+		t.Fatalf("after logout: %s %s", resp.Request.URL, body)
+	}
+	noFollow := *c
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if resp, _ := read(noFollow.Get(origin + "/reports")); resp.StatusCode != http.StatusFound {
+		t.Fatalf("protected page after logout: %d", resp.StatusCode)
+	}
+	if _, again := read(c.Get(origin + html.UnescapeString(m[1]))); !strings.Contains(again, `name="password"`) {
+		t.Fatal("the hub session survived single logout")
 	}
 }
