@@ -60,7 +60,7 @@ func (s *SP) serveACS(w http.ResponseWriter, r *http.Request) {
 		s.message(w, http.StatusBadRequest, "Login failed", "This login was started in another browser or your browser blocked cookies. Please start again.")
 		return
 	}
-	s.clearCookie(w, cname, PathACS)
+	s.clearCookie(w, cname, s.reqCookiePath)
 	h, err := s.hubByID(ctx, p.Hub)
 	if err != nil || h == nil {
 		log.Warn("acs: hub no longer connected", "hub", p.Hub, "err", err)

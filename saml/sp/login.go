@@ -184,7 +184,7 @@ func (s *SP) startLogin(w http.ResponseWriter, r *http.Request, h *hubSP, rd str
 	// must be SameSite=None to come along; on http (loopback only) browsers
 	// refuse None without Secure, and Lax works because ports do not make
 	// sites differ.
-	c := &http.Cookie{Name: s.requestCookieName(tok), Value: tok, Path: PathACS, MaxAge: int(s.cfg.RequestLifetime / time.Second), HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode}
+	c := &http.Cookie{Name: s.requestCookieName(tok), Value: tok, Path: s.reqCookiePath, MaxAge: int(s.cfg.RequestLifetime / time.Second), HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode}
 	if s.secure {
 		c.SameSite = http.SameSiteNoneMode
 	}

@@ -60,6 +60,7 @@ type SP struct {
 	sessionCookie string
 	csrfCookie    string
 	reqCookie     string // prefix; the pending request's hash follows
+	reqCookiePath string
 
 	mu   sync.Mutex
 	hubs map[string]*hubSP // by hub id
@@ -111,7 +112,13 @@ func New(cfg Config) (*SP, error) {
 	}
 	s.sessionCookie = prefix + "connect_session"
 	s.csrfCookie = prefix + "connect_csrf"
-	s.reqCookie = "connect_req_"
+	// On https the request cookie also gets the __Host- prefix (which needs
+	// Path=/): a sibling subdomain cannot plant one to complete its own
+	// login in a victim's browser.
+	s.reqCookie, s.reqCookiePath = prefix+"connect_req_", PathACS
+	if s.secure {
+		s.reqCookiePath = "/"
+	}
 	return s, nil
 }
 

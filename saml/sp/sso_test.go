@@ -51,6 +51,18 @@ func testSSOLogin(t *testing.T, o fixtureOpts) {
 		if got := f.auth(b).StatusCode; got != http.StatusUnauthorized {
 			t.Fatalf("auth before login = %d, want 401", got)
 		}
+		// The cookie binding a pending login to this browser: sent with the
+		// hub's cross-site POST, unplantable by a sibling subdomain.
+		start, _ := f.browser().get(f.srv.URL+PathSAMLLogin+"?hub=hub1", false)
+		var reqCookie *http.Cookie
+		for _, c := range start.Cookies() {
+			if strings.HasPrefix(c.Name, "__Host-connect_req_") {
+				reqCookie = c
+			}
+		}
+		if reqCookie == nil || !reqCookie.Secure || !reqCookie.HttpOnly || reqCookie.SameSite != http.SameSiteNoneMode || reqCookie.Path != "/" || !validToken(reqCookie.Value) {
+			t.Fatalf("request cookie %+v", reqCookie)
+		}
 
 		resp = f.sso(b, "/app/page?x=1")
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/app/page?x=1" {
