@@ -71,22 +71,61 @@ func listErr(err error) error {
 	return err
 }
 
-// ListUsers implements Source.
+// ListUsers implements Source. The next page is fetched while fn works on
+// this one.
 func (s *SCIMSource) ListUsers(ctx context.Context, fn func([]scim.User) error) error {
-	_, err := s.c.ListUsers(ctx, client.ListOptions{Attributes: userAttributes}, fn)
-	return listErr(err)
+	return prefetch(ctx, func(ctx context.Context, put func([]scim.User) error) error {
+		_, err := s.c.ListUsers(ctx, client.ListOptions{Attributes: userAttributes}, put)
+		return listErr(err)
+	}, fn)
 }
 
 // ListUsersModifiedSince implements ModifiedLister.
 func (s *SCIMSource) ListUsersModifiedSince(ctx context.Context, since time.Time, fn func([]scim.User) error) error {
-	_, err := s.c.ListUsers(ctx, client.ListOptions{Attributes: userAttributes, Filter: client.ModifiedSince(since)}, fn)
-	return listErr(err)
+	return prefetch(ctx, func(ctx context.Context, put func([]scim.User) error) error {
+		_, err := s.c.ListUsers(ctx, client.ListOptions{Attributes: userAttributes, Filter: client.ModifiedSince(since)}, put)
+		return listErr(err)
+	}, fn)
 }
 
 // ListGroups implements Source.
 func (s *SCIMSource) ListGroups(ctx context.Context, fn func([]scim.Group) error) error {
 	_, err := s.c.ListGroups(ctx, client.ListOptions{ExcludedAttributes: []string{"members"}}, fn)
 	return listErr(err)
+}
+
+// prefetch runs list in a goroutine one page ahead of fn: fetching page k+1
+// overlaps applying page k, so a sync costs about the larger of the two
+// instead of their sum. At most two pages are held. Pages reach fn in order;
+// fn's error stops the listing and is returned; a listing error is returned
+// after fn has seen every page before it.
+func prefetch[T any](ctx context.Context, list func(context.Context, func([]T) error) error, fn func([]T) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan []T, 1)
+	done := make(chan error, 1)
+	go func() {
+		err := list(ctx, func(p []T) error {
+			select {
+			case pages <- p:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		close(pages)
+		done <- err
+	}()
+	for p := range pages {
+		if err := fn(p); err != nil {
+			cancel()
+			for range pages { // let the producer finish
+			}
+			<-done
+			return err
+		}
+	}
+	return <-done
 }
 
 // GetUser implements Source.
