@@ -123,7 +123,10 @@ func (s *SP) loadSession(ctx context.Context, h [32]byte) (*sessionData, error) 
 	}
 	var d sessionData
 	if err := json.Unmarshal(rec.Data, &d); err != nil {
-		return nil, fmt.Errorf("session record: %w", err)
+		// An unreadable record is no session (and never a 503 for ever).
+		s.log.Warn("unreadable session record deleted", "err", err)
+		_ = s.cfg.Sessions.DeleteSession(ctx, rec.ID)
+		return nil, fmt.Errorf("session record: %w: %w", ErrNotFound, err)
 	}
 	now := s.now()
 	if !now.Before(s.expires(&d)) {
