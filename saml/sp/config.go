@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -45,6 +46,9 @@ type Config struct {
 	// (http only on loopback; https makes cookies Secure). The SP entity ID is
 	// BaseURL + "/saml/metadata".
 	BaseURL string
+	// InsecureHTTP allows an http BaseURL on a host that is not loopback
+	// (cookies then travel in the clear); without it http is for loopback only.
+	InsecureHTTP bool
 	// SiteName titles the login page ("Log in to SiteName").
 	SiteName string
 	// KeyPEM and CertPEM are the SP's key pair (PKCS#8, PKCS#1 or SEC1 key;
@@ -117,6 +121,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("sp: base url %q: want an http(s) URL without query", c.BaseURL))
 	} else if p := strings.TrimRight(u.Path, "/"); p != "" {
 		errs = append(errs, fmt.Errorf("sp: base url %q: the bridge must be served at the root of its origin (the site's cookies and return paths share it)", c.BaseURL))
+	} else if u.Scheme == "http" && !c.InsecureHTTP && !loopback(u.Hostname()) {
+		errs = append(errs, fmt.Errorf("sp: base url %q: plain http only on loopback (or with --insecure-http)", c.BaseURL))
 	}
 	if _, err := parseKeyPair(c.KeyPEM, c.CertPEM); err != nil {
 		errs = append(errs, fmt.Errorf("sp: key pair: %w", err))
@@ -185,4 +191,13 @@ func (c Config) withDefaults() Config {
 		d.AutoSSO = func(context.Context) bool { return false }
 	}
 	return d
+}
+
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -145,6 +145,18 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatalf("good config: %v", err)
 	}
+	for _, u := range []string{"http://127.0.0.1:8080", "http://localhost:9", "http://[::1]:80"} {
+		c := good
+		c.BaseURL = u
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	c := good
+	c.BaseURL, c.InsecureHTTP = "http://site.example", true
+	if err := c.Validate(); err != nil {
+		t.Errorf("http with InsecureHTTP: %v", err)
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(c *Config)
@@ -153,6 +165,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no url", func(c *Config) { c.BaseURL = "" }, "base url"},
 		{"ftp url", func(c *Config) { c.BaseURL = "ftp://site.example" }, "base url"},
 		{"url with a path", func(c *Config) { c.BaseURL = "https://site.example/bridge" }, "root of its origin"},
+		{"http off loopback", func(c *Config) { c.BaseURL = "http://site.example" }, "plain http only on loopback"},
 		{"no key", func(c *Config) { c.KeyPEM = nil }, "key pair"},
 		{"mismatched cert", func(c *Config) { c.CertPEM = otherCert }, "not the key's"},
 		{"no hubs", func(c *Config) { c.Hubs = nil }, "hubs: not set"},
