@@ -47,6 +47,8 @@ type envOpts struct {
 	token    string       // "": the hub's read-only admin token
 	pageSize int
 	settings map[string]string
+	// noHub: the source is not a hub (scimURL and token name it).
+	noHub bool
 }
 
 // clock is a settable clock (real time plus an offset).
@@ -71,7 +73,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
 	h := o.hub
-	if h == nil {
+	if h == nil && !o.noHub {
 		h = hubtest.Start(t, o.hubOpts)
 	}
 	dir, err := sqlite.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "bridge.db"), sqlite.Options{})
