@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,7 +20,7 @@ const accountCols = `pk, username, auth, server, hub_user_id, email, email_verif
 
 // writeCols are the columns an insert or update writes, in accountArgs order.
 var writeCols = []string{
-	"username", "username_key", "auth", "server", "hub_user_id", "email", "email_key",
+	"username", "username_key", "auth", "server", "hub_user_id", "hub_key", "email", "email_key",
 	"email_verified", "given_name", "family_name", "display_name", "id_number", "language",
 	"timezone", "city", "country", "phone", "title", "organization", "department", "interests",
 	"custom_fields", "password_hash", "privileged", "suspended", "suspended_by", "deleted",
@@ -84,7 +85,7 @@ func accountArgs(a local.Account) ([]any, error) {
 	}
 	return []any{
 		a.Username, local.FoldKey(a.Username), string(a.Auth), nullStr(a.Server), nullStr(a.HubUserID),
-		a.Email, nullStr(local.FoldKey(a.Email)), b2i(a.EmailVerified), a.GivenName, a.FamilyName,
+		hubKeyArg(a.Server, a.HubUserID), a.Email, nullStr(local.FoldKey(a.Email)), b2i(a.EmailVerified), a.GivenName, a.FamilyName,
 		a.DisplayName, nullStr(a.IDNumber), a.Language, a.Timezone, a.City, a.Country, a.Phone, a.Title,
 		a.Organization, a.Department, intr, custom, a.PasswordHash, b2i(a.Privileged), b2i(a.Suspended),
 		a.SuspendedBy, micro(a.Deleted), a.Created.UnixMicro(), a.Modified.UnixMicro(),
@@ -92,6 +93,18 @@ func accountArgs(a local.Account) ([]any, error) {
 }
 
 type hubKey struct{ server, hub string }
+
+// hubKeyOf is the hub_key column: both parts, unambiguously joined.
+func hubKeyOf(server, hub string) string {
+	return strconv.Itoa(len(server)) + ":" + server + ":" + hub
+}
+
+func hubKeyArg(server, hub string) any {
+	if server == "" || hub == "" {
+		return nil
+	}
+	return hubKeyOf(server, hub)
+}
 
 // putState is the working set of one PutAccounts transaction: every account
 // the batch touches, read once up front and kept current as items apply.
@@ -203,13 +216,14 @@ func (s *Dir) prefetch(ctx context.Context, tx *sql.Tx, ps *putState, pks []int6
 			return err
 		}
 	}
+	var keys []any
 	for server, ids := range hubs {
-		args := make([]any, 0, len(ids)+1)
-		args = append(args, server)
 		for _, id := range ids {
-			args = append(args, id)
+			keys = append(keys, hubKeyOf(server, id))
 		}
-		if err := load(`SELECT `+accountCols+` FROM local_accounts WHERE server = ? AND hub_user_id IN (`+placeholders(len(ids))+`)`, args); err != nil {
+	}
+	if len(keys) > 0 {
+		if err := load(`SELECT `+accountCols+` FROM local_accounts WHERE hub_key IN (`+placeholders(len(keys))+`)`, keys); err != nil {
 			return err
 		}
 	}
@@ -258,7 +272,7 @@ func (s *Dir) putOne(ctx context.Context, tx *sql.Tx, ps *putState, ins, upd *sq
 		// A uniqueness rule held the row back. When another writer created this hub
 		// user meanwhile, update that account instead (the idempotent create).
 		if c.HubUserID != "" {
-			got, gpk, err := s.accountWhere(ctx, tx, `server = ? AND hub_user_id = ?`+s.d.ForUpdate, c.Server, c.HubUserID)
+			got, gpk, err := s.accountWhere(ctx, tx, `hub_key = ?`+s.d.ForUpdate, hubKeyOf(c.Server, c.HubUserID))
 			if err == nil {
 				ps.add(gpk, got)
 				stored, pk = ps.byPK[gpk], gpk
@@ -382,7 +396,7 @@ func (s *Dir) AccountByHubID(ctx context.Context, server, hubUserID string) (loc
 	if server == "" || hubUserID == "" {
 		return local.Account{}, fmt.Errorf("account of (%q, %q): %w", server, hubUserID, local.ErrNotFound)
 	}
-	return s.one(ctx, fmt.Sprintf("account of (%s, %s)", server, hubUserID), `server = ? AND hub_user_id = ?`, server, hubUserID)
+	return s.one(ctx, fmt.Sprintf("account of (%s, %s)", server, hubUserID), `hub_key = ?`, hubKeyOf(server, hubUserID))
 }
 
 // AccountsByHubID returns the accounts of server linked to hubUserIDs.
@@ -394,12 +408,11 @@ func (s *Dir) AccountsByHubID(ctx context.Context, server string, hubUserIDs []s
 	if len(hubUserIDs) == 0 || server == "" {
 		return out, nil
 	}
-	args := make([]any, 0, len(hubUserIDs)+1)
-	args = append(args, server)
-	for _, id := range hubUserIDs {
-		args = append(args, id)
+	args := make([]any, len(hubUserIDs))
+	for i, id := range hubUserIDs {
+		args[i] = hubKeyOf(server, id)
 	}
-	as, err := s.accountsWhere(ctx, s.r, `server = ? AND hub_user_id IN (`+placeholders(len(hubUserIDs))+`)`, args...)
+	as, err := s.accountsWhere(ctx, s.r, `hub_key IN (`+placeholders(len(hubUserIDs))+`)`, args...)
 	if err != nil {
 		return nil, s.dbErr("accounts by hub id", err)
 	}

@@ -20,6 +20,7 @@ var migrations = [][]string{
 			auth TEXT NOT NULL,
 			server TEXT,
 			hub_user_id TEXT,
+			hub_key TEXT,
 			email TEXT NOT NULL,
 			email_key TEXT,
 			email_verified INTEGER NOT NULL,
@@ -46,7 +47,10 @@ var migrations = [][]string{
 			modified BIGINT NOT NULL
 		)`,
 		`CREATE UNIQUE INDEX local_accounts_username ON local_accounts (username_key)`,
-		`CREATE UNIQUE INDEX local_accounts_hub ON local_accounts (server, hub_user_id)`,
+		// hub_key is (server, hub user id) in one column, so that a page of lookups
+		// by hub key has exactly one index to use: with (server, hub_user_id) a
+		// planner without statistics scanned the whole server instead.
+		`CREATE UNIQUE INDEX local_accounts_hub ON local_accounts (hub_key)`,
 		// Listing one server's accounts walks this index in primary-key order.
 		`CREATE INDEX local_accounts_server ON local_accounts (server, pk)`,
 		`CREATE INDEX local_accounts_email ON local_accounts (email_key)`,

@@ -1,0 +1,16 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/connectsso/connect/bridge/local"
+	"github.com/connectsso/connect/bridge/local/localtest"
+)
+
+// BenchmarkSync: as the SQLite benchmark, on PostgreSQL (each directory in its
+// own schema).
+func BenchmarkSync(b *testing.B) {
+	localtest.Benchmarks(b, localtest.BenchAccounts(b, 100000), func(b testing.TB) local.Directory {
+		return open(b, schemaDSN(b))
+	})
+}
