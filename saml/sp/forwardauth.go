@@ -23,7 +23,8 @@ const (
 // serveAuth is the forward-auth endpoint: 202 with identity headers for a live
 // session of an allowed user, 401 without a session, 403 for a user that is
 // known but no longer allowed (or, with ?group=G (repeatable), in none of the
-// groups asked for), 503 when the answer cannot be known.
+// groups asked for), 503 when the answer cannot be known. With ?redirect=1 a
+// request without a session gets 302 to the login page instead of 401.
 //
 // The hot path reads the session from an in-process cache (Config.SessionCache)
 // and the Allowed answer from another (Config.AllowedCache); a logout here
@@ -154,6 +155,13 @@ func (s *SP) unauthorized(w http.ResponseWriter, r *http.Request) int {
 		login += "?rd=" + url.QueryEscape(rd)
 	}
 	w.Header().Set(HeaderLogin, login)
+	if r.URL.RawQuery != "" && r.URL.Query().Get("redirect") != "" {
+		// For proxies that hand the auth answer to the browser as is
+		// (Traefik forwardAuth): send it to the login page directly.
+		w.Header().Set("Location", login)
+		w.WriteHeader(http.StatusFound)
+		return http.StatusFound
+	}
 	w.WriteHeader(http.StatusUnauthorized)
 	return http.StatusUnauthorized
 }

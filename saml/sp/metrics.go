@@ -68,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.logouts.WithLabelValues(k)
 	}
 	// The forward-auth path resolves its counters once: no label lookup per check.
-	for _, c := range []int{http.StatusAccepted, http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable} {
+	for _, c := range []int{http.StatusAccepted, http.StatusFound, http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable} {
 		m.authByCd[c] = m.auth.WithLabelValues(strconv.Itoa(c))
 	}
 	if reg != nil {

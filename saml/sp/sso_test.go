@@ -576,6 +576,11 @@ func TestForwardAuth(t *testing.T) {
 	if resp, _ := anon.do(req, false); resp.Header.Get(HeaderLogin) != "/login" {
 		t.Fatalf("login hint for an off-site uri: %q", resp.Header.Get(HeaderLogin))
 	}
+	req, _ = http.NewRequest("GET", f.srv.URL+PathAuth+"?redirect=1", nil)
+	req.Header.Set("X-Forwarded-Uri", "/app?a=1")
+	if resp, _ := anon.do(req, false); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/login?rd=%2Fapp%3Fa%3D1" {
+		t.Fatalf("?redirect=1: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
 	junk := f.browser()
 	junk.setCookie(f.srv.URL, "__Host-connect_session", "not-a-token")
 	if got := f.auth(junk).StatusCode; got != http.StatusUnauthorized {
@@ -604,7 +609,7 @@ func TestForwardAuth(t *testing.T) {
 	if got := f.auth(b).StatusCode; got != http.StatusAccepted {
 		t.Fatalf("unblocked: %d", got)
 	}
-	for code, n := range map[string]float64{"202": 3, "401": 4, "403": 1} {
+	for code, n := range map[string]float64{"202": 3, "401": 4, "302": 1, "403": 1} {
 		if got := f.metric(0, "connect_bridge_forward_auth_total", "code", code); got != n {
 			t.Errorf("forward_auth{%s} = %v, want %v", code, got, n)
 		}
