@@ -59,10 +59,10 @@ func bridgeStoreFlags() []cli.Flag {
 }
 
 func bridgeServeFlags() []cli.Flag {
-	return append(bridgeStoreFlags(),
+	return append(append(bridgeStoreFlags(),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagListen, Usage: "address to listen on (host:port; port 0 picks one)", Value: defaultBridgeListen, EnvVars: bridgeEnv(flagListen)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagURL, Usage: "public base URL of the bridge (default: http://LISTEN when listening on loopback)", EnvVars: bridgeEnv(flagURL)}),
-	)
+	), bridgeSSOFlags()...)
 }
 
 // bridgeOptions are the flag values of a bridge command.
@@ -126,6 +126,7 @@ func bridgeCommand() *cli.Command {
 					&cli.BoolFlag{Name: "no-progress", Usage: "do not draw the progress bar"}},
 				Action: bridgeSync}),
 			{Name: "servers", Usage: "hubs and SCIM servers this bridge syncs from", Subcommands: []*cli.Command{
+				store(bridgeServersConnectCommand()),
 				store(&cli.Command{Name: "add-manual", Usage: "add a source without the handshake (any SCIM 2.0 server); prints the server id",
 					Flags: []cli.Flag{
 						&cli.StringFlag{Name: "name", Usage: "display name", Required: true},
@@ -133,7 +134,7 @@ func bridgeCommand() *cli.Command {
 						&cli.StringFlag{Name: "token", Usage: "bearer token (a read-only hub token)", EnvVars: []string{"CONNECT_BRIDGE_SERVER_TOKEN"}, Required: true},
 					}, Action: bridgeServersAdd}),
 				store(&cli.Command{Name: "list", Usage: "list servers (never their tokens)", Flags: []cli.Flag{jsonFlag}, Action: bridgeServersList}),
-				store(&cli.Command{Name: "remove", Usage: "forget a server and its sync state (its accounts stay)", ArgsUsage: "ID|NAME", Action: bridgeServersRemove}),
+				store(&cli.Command{Name: "remove", Usage: "forget a server and its sync state; a hub is told, and the removal action applies to its accounts", ArgsUsage: "ID|NAME", Action: bridgeServersRemove}),
 			}},
 			{Name: "plans", Usage: "stored and held plans", Subcommands: []*cli.Command{
 				store(&cli.Command{Name: "show", Usage: "print the last plan of each task", Flags: []cli.Flag{serverFlag, taskFlag, jsonFlag}, Action: bridgePlansShow}),
@@ -227,6 +228,11 @@ func bridgeServe(c *cli.Context) error {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelError)}))
+	ssoBridge, err := newBridgeSSO(c, o, s, eng, reg)
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", ssoBridge.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}
 
 	ctx, cancel := context.WithCancel(c.Context)
@@ -460,16 +466,26 @@ func bridgeServersRemove(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return errors.New("servers remove: give the server's id or name")
 	}
-	s, _, err := adminBridge(c, true)
+	s, o, err := adminBridge(c, true)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	srv, err := bridge.RemoveServer(c.Context, s.records, s.state, c.Args().First())
+	srv, err := bridge.FindServer(c.Context, s.records, c.Args().First())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.ErrWriter, "removed %s; its local accounts stay\n", srv)
+	eng, err := newBridgeEngine(s, o.log, nil)
+	if err != nil {
+		return err
+	}
+	if err := removeHubServer(c.Context, c.App.ErrWriter, o.log, eng, srv); err != nil {
+		return err
+	}
+	if _, err := bridge.RemoveServer(c.Context, s.records, s.state, srv.ID); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "removed %s\n", srv)
 	return nil
 }
 

@@ -53,6 +53,7 @@ var layers = []struct {
 	{"bridge/local/localtest", 3},
 	{"bridge/local/*", 4}, // backends
 	{"bridge", 5},         // the sync engine
+	{"bridge/sso", 6},     // bridge ↔ saml/sp adapters
 	{"cmd/**", 10},
 }
 
