@@ -62,8 +62,9 @@ type SP struct {
 	reqCookie     string // prefix; the pending request's hash follows
 	reqCookiePath string
 
-	mu   sync.Mutex
-	hubs map[string]*hubSP // by hub id
+	mu     sync.Mutex
+	hubs   map[string]*hubSP   // by hub id
+	broken map[string][32]byte // hub id → sum of the metadata that failed
 }
 
 // hubSP is the crewjam service provider for one hub, rebuilt when the hub's
@@ -98,6 +99,7 @@ func New(cfg Config) (*SP, error) {
 		dclock: dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: c.Clock}),
 		m:      m,
 		hubs:   map[string]*hubSP{},
+		broken: map[string][32]byte{},
 	}
 	s.entityID = base + PathMetadata
 	s.mdURL = mustURL(base + PathMetadata)
@@ -172,8 +174,9 @@ func (s *SP) requestLog(r *http.Request) *slog.Logger {
 }
 
 // connectedHubs returns the service provider of every connected hub whose
-// metadata is usable, in the Hubs order. A hub with broken metadata is logged
-// and left out, so one bad hub never breaks the login page.
+// metadata is usable, in the Hubs order. A hub without metadata is left out
+// quietly; one with broken metadata is logged (once per change) and left out,
+// so one bad hub never breaks the login page.
 func (s *SP) connectedHubs(ctx context.Context) ([]*hubSP, error) {
 	hubs, err := s.cfg.Hubs.Hubs(ctx)
 	if err != nil {
@@ -184,7 +187,9 @@ func (s *SP) connectedHubs(ctx context.Context) ([]*hubSP, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, h := range hubs {
-		if h.ID == "" || seen[h.ID] {
+		if h.ID == "" || seen[h.ID] || len(h.Metadata) == 0 {
+			// No metadata: a source connected for provisioning only (e.g.
+			// `servers add-manual`), not for SSO.
 			continue
 		}
 		seen[h.ID] = true
@@ -201,18 +206,28 @@ func (s *SP) connectedHubs(ctx context.Context) ([]*hubSP, error) {
 			out = append(out, c)
 			continue
 		}
+		if s.broken[h.ID] == sum {
+			continue
+		}
 		c, err := s.buildHubSP(h, sum)
 		if err != nil {
 			s.log.Error("hub unusable for SSO", "hub", h.ID, "err", err)
 			delete(s.hubs, h.ID)
+			s.broken[h.ID] = sum
 			continue
 		}
+		delete(s.broken, h.ID)
 		s.hubs[h.ID] = c
 		out = append(out, c)
 	}
 	for id := range s.hubs {
 		if !seen[id] {
 			delete(s.hubs, id)
+		}
+	}
+	for id := range s.broken {
+		if !seen[id] {
+			delete(s.broken, id)
 		}
 	}
 	return out, nil
