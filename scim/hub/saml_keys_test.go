@@ -67,6 +67,7 @@ func TestSAMLKeyRotation(t *testing.T) {
 	e := newSAMLEnv(t, func(c *Config) {
 		c.Clock = fc.Now
 		c.SAML.Algorithm = "rsa"
+		c.SAML.KeyPEM, c.SAML.CertPEM = nil, nil // keys in the store
 	})
 	e.addUser(t, "alice", "pw-alice", true)
 	spClock := func(o *samlsp.Options) { o.Clock = dsig.NewFakeClock(fc) }

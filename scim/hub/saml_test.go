@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,9 +65,13 @@ func newSAMLEnvHost(t *testing.T, st *sqlite.Store, host string, configure func(
 		srv.URL = strings.Replace(srv.URL, "127.0.0.1", host, 1)
 	}
 	e := &samlEnv{st: st, hub: srv, reg: prometheus.NewRegistry(), logs: newSyncBuffer()}
+	// One RSA key for the hubs of these tests (generating RSA-2048 per test
+	// is most of their time); tests of generated keys clear it.
+	k := sharedKey(t)
 	cfg := Config{
 		Listen: "127.0.0.1:0", URL: srv.URL, Name: "Test hub", Store: st,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Registry: e.reg, Version: "test",
+		SAML: SAMLConfig{KeyPEM: k.KeyPEM, CertPEM: k.CertPEM},
 	}
 	if configure != nil {
 		configure(&cfg)
@@ -152,10 +157,7 @@ func (e *samlEnv) idpMetadata(t testing.TB) *saml.EntityDescriptor {
 // it to the hub.
 func (e *samlEnv) newSP(t testing.TB, register bool, configure func(*samlsp.Options)) *testSP {
 	t.Helper()
-	k, err := idp.GenerateKey(idp.AlgRSA, "sp", time.Now(), time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := sharedKey(t)
 	signer, cert, _, err := idp.ParseKeyPair(k.KeyPEM, k.CertPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -303,3 +305,19 @@ func TestSAMLLoginThroughCrewjamSP(t *testing.T) {
 }
 
 var _ store.IdP = (*sqlite.Store)(nil)
+
+var testKey struct {
+	once sync.Once
+	k    idp.Key
+	err  error
+}
+
+// sharedKey is one RSA-2048 key pair for the test hubs and SPs.
+func sharedKey(t testing.TB) idp.Key {
+	t.Helper()
+	testKey.once.Do(func() { testKey.k, testKey.err = idp.GenerateKey(idp.AlgRSA, "test", time.Now(), time.Time{}) })
+	if testKey.err != nil {
+		t.Fatal(testKey.err)
+	}
+	return testKey.k
+}
