@@ -246,13 +246,13 @@ func connectHub(tb testing.TB, h *hubProc, b *bridgeProc, clientArgs ...string) 
 
 // account is a row of `bridge users list --json`.
 type account struct {
-	Username     string   `json:"username"`
-	Auth         string   `json:"auth"`
-	HubUserID    string   `json:"hubUserId"`
-	Email        string   `json:"email"`
-	Suspended    bool     `json:"suspended"`
-	Deleted      bool     `json:"deleted"`
-	Groups       []string `json:"groups"`
+	Username  string   `json:"username"`
+	Auth      string   `json:"auth"`
+	HubUserID string   `json:"hubUserId"`
+	Email     string   `json:"email"`
+	Suspended bool     `json:"suspended"`
+	Deleted   bool     `json:"deleted"`
+	Groups    []string `json:"groups"`
 }
 
 func (b *bridgeProc) accounts(tb testing.TB) map[string]account {
@@ -458,4 +458,3 @@ func (b *browser) logout(bridgeBase string) (*http.Response, string) {
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
 	return b.do(req, true)
 }
-
