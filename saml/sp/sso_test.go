@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/connectsso/connect/bridge/state/memory"
 	"github.com/connectsso/connect/internal/testenv"
 )
 
@@ -997,5 +999,62 @@ func TestPOSTBinding(t *testing.T) {
 	}
 	if n := f.hub.sessions(); n != 0 {
 		t.Fatalf("hub sessions: %d", n)
+	}
+}
+
+// TestSessionTimeouts: a session ends after SessionIdle without use and after
+// SessionLifetime whatever the use.
+func TestSessionTimeouts(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	store := stateSessions{memory.New(memory.Config{Clock: clock})}
+	keyPEM, certPEM := testKeyPair(t, 1)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	s, err := New(Config{
+		BaseURL: srv.URL, KeyPEM: keyPEM, CertPEM: certPEM, Hubs: &hubsList{}, Sessions: store, Replay: store,
+		Accounts: newTestAccounts(), Local: testLocal{}, Clock: clock,
+		SessionIdle: 10 * time.Minute, SessionLifetime: time.Hour, SessionCache: -1, AllowedCache: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = s.Handler()
+	f := &fixture{t: t, srv: srv}
+	login := func() *browser {
+		b := f.browser()
+		_, page := b.get(srv.URL+"/login", false)
+		_, v := form(t, page)
+		v.Set("username", "bob")
+		v.Set("password", "bob-pw")
+		if resp, _ := b.post(srv.URL+"/login", v, false); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login %d", resp.StatusCode)
+		}
+		return b
+	}
+	b := login()
+	for i := 0; i < 4; i++ { // used every 9 minutes: alive past the idle timeout
+		advance(9 * time.Minute)
+		if got := f.auth(b).StatusCode; got != http.StatusAccepted {
+			t.Fatalf("after %d × 9m of use: %d", i+1, got)
+		}
+	}
+	advance(11 * time.Minute)
+	if got := f.auth(b).StatusCode; got != http.StatusUnauthorized {
+		t.Fatalf("11m idle: %d", got)
+	}
+	b = login()
+	for i := 0; i < 12; i++ { // used every 5 minutes for an hour
+		advance(5 * time.Minute)
+		want := http.StatusAccepted
+		if i == 11 {
+			want = http.StatusUnauthorized // the lifetime ends at 60m
+		}
+		if got := f.auth(b).StatusCode; got != want {
+			t.Fatalf("at %dm: %d, want %d", (i+1)*5, got, want)
+		}
 	}
 }
