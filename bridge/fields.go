@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -283,16 +282,32 @@ func makeProfile(u *scim.User, exclusions []string, stored local.Fields) profile
 }
 
 // contentHash fingerprints what a profile would write, so an unchanged hub user
-// is skipped without reading the local account.
+// is skipped without reading the local account. Fields are written with
+// separators (no JSON: this runs for every listed user).
 func contentHash(a local.Account, mask local.Fields, copyUserName, syncActive, active bool) string {
 	h := sha256.New()
-	b, _ := json.Marshal(struct {
-		A      local.Account
-		M      local.Fields
-		U, S   bool
-		Active bool
-	}{a, mask, copyUserName, syncActive, active})
-	h.Write(b)
+	var buf []byte
+	str := func(v string) {
+		buf = strconv.AppendInt(buf[:0], int64(len(v)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, v...)
+		h.Write(buf)
+	}
+	for _, v := range []string{a.Username, a.Email, a.GivenName, a.FamilyName, a.DisplayName, a.IDNumber,
+		a.Language, a.Timezone, a.City, a.Country, a.Phone, a.Title, a.Organization, a.Department, a.PasswordHash} {
+		str(v)
+	}
+	str(strconv.Itoa(len(a.Interests)))
+	for _, v := range a.Interests {
+		str(v)
+	}
+	str(strconv.Itoa(len(a.CustomFields)))
+	for _, c := range a.CustomFields {
+		str(c.Name)
+		str(c.Value)
+	}
+	str(strconv.FormatUint(uint64(mask), 16))
+	str(fmt.Sprint(a.EmailVerified, copyUserName, syncActive, active))
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 

@@ -91,6 +91,9 @@ type userPager struct {
 	// claimed maps local ids linked by mapping in this run to their hub id, so
 	// two hub users never take the same local account.
 	claimed     map[string]string
+	// fresh: the server had no local account when this full reconcile began
+	// (and the task lock keeps it so): no user can have one, so none is read.
+	fresh       bool
 	maxModified time.Time
 	done        int
 	total       int
@@ -142,7 +145,11 @@ func (g *userPager) page(ctx context.Context, users []scim.User) error {
 		}
 	}
 	g.p.Listed += len(list)
-	links, err := r.applyLinks(ctx, state.KindUser, g.pending, nil, ids, nil)
+	get := ids
+	if g.fresh {
+		get = nil
+	}
+	links, err := r.applyLinks(ctx, state.KindUser, g.pending, nil, get, nil)
 	if err != nil {
 		return err
 	}
@@ -160,9 +167,11 @@ func (g *userPager) page(ctx context.Context, users []scim.User) error {
 		need = append(need, u.ID)
 		needSet[u.ID] = true
 	}
-	accts, err := r.accountsByHubID(ctx, need)
-	if err != nil {
-		return err
+	accts := map[string]local.Account{}
+	if !g.fresh {
+		if accts, err = r.accountsByHubID(ctx, need); err != nil {
+			return err
+		}
 	}
 
 	var puts []local.Put
@@ -417,6 +426,10 @@ func (r *run) usersFull(ctx context.Context, why string) (*Plan, error) {
 		}
 	}
 	g := r.newUserPager(p, true)
+	if known == 0 && !r.dry {
+		all, err := r.e.cfg.Target.CountAccounts(ctx, local.AccountQuery{Server: r.srv.ID, Deleted: local.DeletedInclude})
+		g.fresh = err == nil && all == 0
+	}
 	if c, ok := r.src.(interface {
 		CountUsers(context.Context) (int, error)
 	}); ok && r.opts.Progress != nil {
