@@ -90,7 +90,7 @@ type userPager struct {
 	pending []state.Link
 	// claimed maps local ids linked by mapping in this run to their hub id, so
 	// two hub users never take the same local account.
-	claimed     map[string]string
+	claimed map[string]string
 	// fresh: the server had no local account when this full reconcile began
 	// (and the task lock keeps it so): no user can have one, so none is read.
 	fresh       bool
