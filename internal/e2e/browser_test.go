@@ -51,7 +51,7 @@ func newBrowser(tb testing.TB) context.Context {
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.Flag("force-color-profile", "srgb"),
 		chromedp.UserDataDir(tb.TempDir()),
-		chromedp.WindowSize(900, 640),
+		chromedp.WindowSize(820, 540),
 	}
 	ctx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	tb.Cleanup(cancel)
