@@ -243,3 +243,18 @@ func TestBrokenHubSkipped(t *testing.T) {
 		t.Fatalf("metadata with a broken hub: %v", err)
 	}
 }
+
+// FuzzCheckResponseShape: any bytes a browser posts are refused or read
+// without a panic, and an accepted success carries an ID.
+func FuzzCheckResponseShape(f *testing.F) {
+	const p = `xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"`
+	f.Add([]byte(`<samlp:Response ` + p + ` ID="_r"><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="_a"/></samlp:Response>`))
+	f.Add([]byte(`<samlp:Response ` + p + ` ID="_r"><saml:Assertion/><saml:Assertion/></samlp:Response>`))
+	f.Add([]byte(`<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		sh, err := checkResponseShape(raw)
+		if err == nil && sh.id == "" {
+			t.Fatalf("accepted a response without ID: %q", raw)
+		}
+	})
+}
