@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,15 +31,32 @@ type LocalAuth struct {
 
 var _ sp.LocalAuth = (*LocalAuth)(nil)
 
-// Authenticate implements sp.LocalAuth.
+// Authenticate implements sp.LocalAuth. The username is the local one; a
+// connect account's holder knows the generated tc… name less well than their
+// email, so an email that names exactly one live connect account is accepted
+// for it too.
 func (l *LocalAuth) Authenticate(ctx context.Context, username, password string) (sp.LocalUser, error) {
 	allowConnect := false
-	if a, err := l.Dir.AccountByUsername(ctx, username); err == nil && a.Auth == local.AuthConnect && a.PasswordHash != "" {
+	a, err := l.Dir.AccountByUsername(ctx, username)
+	if errors.Is(err, local.ErrNotFound) && strings.Contains(username, "@") {
+		if as, eerr := l.Dir.AccountsByEmail(ctx, username); eerr == nil {
+			var live []local.Account
+			for _, c := range as {
+				if c.Auth == local.AuthConnect && !c.IsDeleted() {
+					live = append(live, c)
+				}
+			}
+			if len(live) == 1 {
+				a, err, username = live[0], nil, live[0].Username
+			}
+		}
+	}
+	if err == nil && a.Auth == local.AuthConnect && a.PasswordHash != "" {
 		// Only a connect account with a hash pays for the probe; the answer
 		// is cached, so a burst of guesses does not become a burst of probes.
 		allowConnect = !l.Reachable(ctx, a.Server)
 	}
-	a, err := local.Authenticate(ctx, l.Dir, username, password, local.AuthOptions{AllowConnect: allowConnect})
+	a, err = local.Authenticate(ctx, l.Dir, username, password, local.AuthOptions{AllowConnect: allowConnect})
 	switch {
 	case errors.Is(err, local.ErrAuthFailed), errors.Is(err, local.ErrSuspended):
 		return sp.LocalUser{}, fmt.Errorf("%w: %w", sp.ErrInvalid, err)

@@ -122,6 +122,12 @@ func (p *proc) stop() {
 	}
 }
 
+// kill ends the process at once (a crash, a host gone).
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
 // connectCmd runs the connect binary with stdin and returns its trimmed
 // stdout; a failure fails tb.
 func connectCmd(tb testing.TB, stdin string, args ...string) string {
