@@ -116,7 +116,10 @@ func hostPort(t *testing.T, rawURL string) string {
 // the two upstreams and a listener, and runs nginx in the foreground.
 func startNginx(t *testing.T, port int, bridge, site string) {
 	t.Helper()
-	bin := testenv.Binary(t, "nginx")
+	bin := "/usr/sbin/nginx" // Debian's, when /usr/sbin is not on PATH
+	if _, err := os.Stat(bin); err != nil {
+		bin = testenv.Binary(t, "nginx")
+	}
 	dir := t.TempDir()
 	for _, f := range []string{"connect-locations.conf", "connect-proxy.conf"} {
 		b, err := os.ReadFile(f)
