@@ -141,10 +141,20 @@ func (s *SP) serveLocalLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, rd, http.StatusSeeOther)
 }
 
-// serveStartLogin starts a login at the hub named by ?hub=.
+// serveStartLogin starts a login at the hub named by ?hub= (or at the only
+// connected hub when there is one and none is named).
 func (s *SP) serveStartLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	h, err := s.hubByID(r.Context(), q.Get("hub"))
+	var h *hubSP
+	var err error
+	if id := q.Get("hub"); id != "" {
+		h, err = s.hubByID(r.Context(), id)
+	} else {
+		var hubs []*hubSP
+		if hubs, err = s.connectedHubs(r.Context()); len(hubs) == 1 {
+			h = hubs[0]
+		}
+	}
 	if err != nil {
 		s.requestLog(r).Error("start login: hubs", "err", err)
 		s.message(w, http.StatusServiceUnavailable, "Single sign-on unavailable", "Single sign-on is unavailable right now. Please try again later.")

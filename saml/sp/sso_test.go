@@ -126,6 +126,10 @@ func TestAutoSSO(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/x" {
 		t.Fatalf("acs after auto-sso: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
+	// /saml/login without ?hub= starts at the only hub.
+	if resp, _ := f.browser().get(f.srv.URL+PathSAMLLogin+"?rd=/y", false); resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), f.hub.srv.URL+"/sso?") {
+		t.Fatalf("/saml/login without hub: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
 	for _, tc := range []struct {
 		name string
 		path string
