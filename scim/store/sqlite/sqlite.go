@@ -11,7 +11,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -102,6 +104,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	// The writer gets the larger page cache: inserts touch every index, and a
 	// checkpoint writes back what the cache absorbed. Readers share the OS
 	// page cache. Together they stay well inside the hub's memory budget.
+	if err := createOwnerOnly(path, opts.Logger); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	wdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=cache_size(-65536)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -136,4 +141,23 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	return &Store{s}, nil
+}
+
+// createOwnerOnly creates the database file with mode 0600 when it does not
+// exist yet, before SQLite opens it: SQLite gives the WAL and shared-memory
+// files the mode of the database file, and the default umask would leave all
+// three readable by every local user. An existing file keeps its mode (the
+// operator's choice); Open only warns when others may read it.
+func createOwnerOnly(path string, log *slog.Logger) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o007 != 0 && log != nil {
+		log.Warn("sqlite: the database file is readable by other users; chmod 600 it", "path", path, "mode", fi.Mode().Perm().String())
+	}
+	return nil
 }
