@@ -11,7 +11,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -80,6 +82,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Dir, error) {
 	}
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)",
 		busy.Milliseconds())
+	if err := createOwnerOnly(path, opts.Logger); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	wdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=cache_size(-32768)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -114,4 +119,23 @@ func Open(ctx context.Context, dsn string, opts Options) (*Dir, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	return &Dir{s}, nil
+}
+
+// createOwnerOnly creates the database file with mode 0600 when it does not
+// exist yet, before SQLite opens it: SQLite gives the WAL and shared-memory
+// files the mode of the database file, and the default umask would leave all
+// three readable by every local user. An existing file keeps its mode (the
+// operator's choice); Open only warns when others may read it.
+func createOwnerOnly(path string, log *slog.Logger) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o007 != 0 && log != nil {
+		log.Warn("sqlite: the database file is readable by other users; chmod 600 it", "path", path, "mode", fi.Mode().Perm().String())
+	}
+	return nil
 }
