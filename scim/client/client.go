@@ -73,7 +73,8 @@ type Config struct {
 	// Token is the bearer token. It is never logged.
 	Token string
 	// HTTPClient overrides the default keep-alive client (its Timeout should be
-	// zero: Timeout below applies per attempt).
+	// zero: Timeout below applies per attempt). Without a CheckRedirect of its
+	// own, the client follows redirects only within the base URL's origin.
 	HTTPClient *http.Client
 	// Timeout bounds one attempt (default 30s). Long-polls add their wait.
 	Timeout time.Duration
@@ -186,11 +187,32 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: NewTransport()}
+	hc := &http.Client{Transport: NewTransport()}
+	if cfg.HTTPClient != nil {
+		cp := *cfg.HTTPClient // the caller's client stays as it was
+		hc = &cp
+	}
+	if hc.CheckRedirect == nil {
+		hc.CheckRedirect = sameOriginRedirects
 	}
 	return &Client{cfg: cfg, base: strings.TrimRight(cfg.BaseURL, "/"), hc: hc, log: cfg.Logger}, nil
+}
+
+// sameOriginRedirects follows a redirect only within the origin (scheme, host
+// and port) of the first request. net/http forwards Authorization to any URL
+// with the same host name, so without this an https server redirecting to
+// http:// on its own host, or to another port, would receive the bearer
+// token in clear or on a service it was never meant for.
+func sameOriginRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	first := via[0].URL
+	if !strings.EqualFold(req.URL.Scheme, first.Scheme) || !strings.EqualFold(req.URL.Host, first.Host) {
+		return fmt.Errorf("refused a redirect from %s://%s to another origin (%s://%s): the SCIM base URL must name the server's final address",
+			first.Scheme, first.Host, req.URL.Scheme, req.URL.Host)
+	}
+	return nil
 }
 
 // BaseURL returns the SCIM base URL without a trailing slash.
