@@ -49,6 +49,8 @@ type envOpts struct {
 	settings map[string]string
 	// noHub: the source is not a hub (scimURL and token name it).
 	noHub bool
+	// clientTimeout bounds one source request (default 2s).
+	clientTimeout time.Duration
 }
 
 // clock is a settable clock (real time plus an offset).
@@ -90,7 +92,10 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.pageSize == 0 {
 		o.pageSize = 50
 	}
-	e.eng = e.newEngine(o.pageSize)
+	if o.clientTimeout == 0 {
+		o.clientTimeout = 2 * time.Second
+	}
+	e.eng = e.newEngine(o.pageSize, o.clientTimeout)
 	url, tok := o.scimURL, o.token
 	if url == "" {
 		url = h.SCIM
@@ -111,7 +116,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	return e
 }
 
-func (e *env) newEngine(pageSize int) *bridge.Engine {
+func (e *env) newEngine(pageSize int, timeout time.Duration) *bridge.Engine {
 	e.t.Helper()
 	level := slog.LevelWarn
 	if os.Getenv("BRIDGE_TEST_LOG") != "" {
@@ -125,7 +130,7 @@ func (e *env) newEngine(pageSize int) *bridge.Engine {
 		PageSize:   pageSize,
 		LockTTL:    6 * time.Second,
 		ClientConfig: func(c *client.Config) {
-			c.MinBackoff, c.MaxBackoff, c.Timeout, c.MaxRetries = 5*time.Millisecond, 50*time.Millisecond, 2*time.Second, 2
+			c.MinBackoff, c.MaxBackoff, c.Timeout, c.MaxRetries = 5*time.Millisecond, 50*time.Millisecond, timeout, 2
 		},
 	})
 	if err != nil {

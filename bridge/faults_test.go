@@ -127,7 +127,7 @@ func TestListingFaults(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := hubtest.NewProxy(t, h)
-			e := newEnv(t, envOpts{hub: h, scimURL: p.SCIM, token: h.Reader, pageSize: 40,
+			e := newEnv(t, envOpts{hub: h, scimURL: p.SCIM, token: h.Reader, pageSize: 40, clientTimeout: 800 * time.Millisecond,
 				settings: map[string]string{"removal-action": "delete"}})
 			before := h.CreateUsers(t, fmt.Sprintf("f%d-old-", i), 100)
 			e.full() // lists every user of the shared hub

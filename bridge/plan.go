@@ -193,16 +193,30 @@ func (p *Plan) Summary() string {
 }
 
 // WriteTable prints the plan as a table for people.
-func (p *Plan) WriteTable(w io.Writer) error {
+func (p *Plan) WriteTable(w io.Writer) error { return p.WriteTableN(w, 0) }
+
+// WriteTableN prints the plan with at most limit items (0: all): destructive
+// and failed items first, so a long plan still shows what matters.
+func (p *Plan) WriteTableN(w io.Writer, limit int) error {
 	fmt.Fprintf(w, "plan %s  server %s  task %s  mode %s  status %s\n", p.ID, p.Server, p.Task, p.Mode, p.Status)
 	for _, r := range p.Reasons {
 		fmt.Fprintf(w, "  held: %s\n", r)
 	}
 	fmt.Fprintf(w, "  %s\n", p.Summary())
-	if len(p.Items) > 0 {
+	items := p.Items
+	hidden := 0
+	if limit > 0 && len(items) > limit {
+		items = append([]Item(nil), items...)
+		sort.SliceStable(items, func(i, j int) bool {
+			return (items[i].Destructive || items[i].Error != "") && !(items[j].Destructive || items[j].Error != "")
+		})
+		hidden = len(items) - limit
+		items = items[:limit]
+	}
+	if len(items) > 0 {
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ACTION\tKIND\tNAME\tHUB\tFIELDS\tRULE\tERROR")
-		for _, it := range p.Items {
+		for _, it := range items {
 			name := it.Name
 			if name == "" {
 				name = "-"
@@ -225,8 +239,11 @@ func (p *Plan) WriteTable(w io.Writer) error {
 			return err
 		}
 	}
+	if hidden > 0 {
+		fmt.Fprintf(w, "  … %d more items not shown (--json shows the stored items)\n", hidden)
+	}
 	if p.Truncated > 0 {
-		fmt.Fprintf(w, "  … and %d more non-destructive items (counted above)\n", p.Truncated)
+		fmt.Fprintf(w, "  … and %d more non-destructive items not stored (counted above)\n", p.Truncated)
 	}
 	return nil
 }

@@ -409,7 +409,7 @@ func printPlans(c *cli.Context, plans []*bridge.Plan) error {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		if err := p.WriteTable(w); err != nil {
+		if err := p.WriteTableN(w, 50); err != nil {
 			return err
 		}
 	}
