@@ -22,7 +22,8 @@ type Config struct {
 	// Token is the bearer token the target issued for provisioning. Never logged.
 	Token string
 	// Client sends the requests; nil means a client with a 30 s timeout and
-	// keep-alive connections.
+	// keep-alive connections. Without a CheckRedirect of its own, it follows
+	// redirects only within the BaseURL's origin.
 	Client *http.Client
 	// Extension: the target accepts the Connect user extension (emailVerified,
 	// interests, customFields).
@@ -104,6 +105,12 @@ func New(ctx context.Context, cfg Config) (*Target, error) {
 		tr.MaxIdleConnsPerHost = 16
 		t.cfg.Client = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 		t.ownHTTP = true
+	} else {
+		cp := *t.cfg.Client // the caller's client stays as it was
+		t.cfg.Client = &cp
+	}
+	if t.cfg.Client.CheckRedirect == nil {
+		t.cfg.Client.CheckRedirect = sameOriginRedirects
 	}
 	if t.cfg.MemberChunk == 0 {
 		t.cfg.MemberChunk = 100
@@ -464,4 +471,22 @@ func (t *Target) PurgeAccounts(ctx context.Context, ids []string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// sameOriginRedirects follows a redirect only within the origin (scheme, host
+// and port) of the first request. net/http forwards Authorization to any URL
+// with the same host name, and a 307 or 308 resends the body (accounts,
+// password hashes): without this an https target redirecting to http:// on
+// its own host, or to another port, would receive both in clear or on a
+// service they were never meant for.
+func sameOriginRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	first := via[0].URL
+	if !strings.EqualFold(req.URL.Scheme, first.Scheme) || !strings.EqualFold(req.URL.Host, first.Host) {
+		return fmt.Errorf("refused a redirect from %s://%s to another origin (%s://%s): the target URL must name the final address",
+			first.Scheme, first.Host, req.URL.Scheme, req.URL.Host)
+	}
+	return nil
 }
