@@ -89,3 +89,28 @@ func TestSSO(t *testing.T) {
 		t.Fatalf("another user's session ended by alice's logout: %d", resp.StatusCode)
 	}
 }
+
+// TestSSOECDSA logs in through a hub that signs with ECDSA P-256, whose XML
+// signatures carry r || s (XML-DSig 1.1) where the SP's XML library verifies
+// DER only, and logs out (the hub's signed logout answer).
+func TestSSOECDSA(t *testing.T) {
+	h := startHub(t, hubOpts{ecdsa: true})
+	alice := h.user(t, "alice", "alice-pw")
+	b := startBridge(t, "sqlite:"+filepath.Join(t.TempDir(), "bridge.db"), "")
+	connectHub(t, h, b)
+	acct := b.waitAccount(t, alice.ID)
+	br := newBrowser(t)
+	if r := br.login(b.base, "alice", "alice-pw"); r.status != http.StatusSeeOther {
+		t.Fatalf("login through an ECDSA hub: %d %s", r.status, r.page)
+	}
+	if resp := br.auth(b.base); resp.StatusCode != http.StatusAccepted || resp.Header.Get("X-Connect-User") != acct.Username {
+		t.Fatalf("forward auth: %d %v", resp.StatusCode, resp.Header)
+	}
+	resp, page := br.logout(b.base)
+	if resp.Request.URL.Path != "/login" || !strings.Contains(page, "You have been logged out.") {
+		t.Fatalf("after logout: %s %d %s", resp.Request.URL, resp.StatusCode, page)
+	}
+	if r := br.login(b.base, "alice", "alice-pw"); !r.askedPassword || r.status != http.StatusSeeOther {
+		t.Fatalf("hub session survived single logout: asked %v, %d", r.askedPassword, r.status)
+	}
+}

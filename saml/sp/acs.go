@@ -29,7 +29,9 @@ func (s *SP) serveACS(w http.ResponseWriter, r *http.Request) {
 	log := s.requestLog(r)
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("SAMLResponse") == "" {
+	// derSignatures parses the form and makes a hub's r || s ECDSA
+	// signatures verifiable by crewjam (see ecdsa.go).
+	if err := derSignatures(r); err != nil || r.PostForm.Get("SAMLResponse") == "" {
 		s.m.login(resultInvalid)
 		s.message(w, http.StatusBadRequest, "Login failed", "The login answer could not be read. Please start again.")
 		return

@@ -126,7 +126,7 @@ func (s *SP) logout(w http.ResponseWriter, r *http.Request, rd string) {
 // at another of its service providers.
 func (s *SP) serveSLO(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
-	if err := r.ParseForm(); err != nil {
+	if err := derSignatures(r); err != nil {
 		s.message(w, http.StatusBadRequest, "Log out", "The logout message could not be read.")
 		return
 	}

@@ -301,6 +301,8 @@ func (s *SP) buildHubSP(h Hub, sum [32]byte) (*hubSP, error) {
 		AssertionConsumerServiceBindings: []string{saml.HTTPPostBinding},
 		MetadataOmitValidUntil:           true,
 		Clock:                            s.dclock,
+		// Hubs signing with ECDSA write r || s (ecdsa.go).
+		SignatureVerifier: ecdsaVerifier{},
 	}
 	if sp.GetSSOBindingLocation(saml.HTTPRedirectBinding) == "" && sp.GetSSOBindingLocation(saml.HTTPPostBinding) == "" {
 		return nil, errors.New("hub metadata has no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding")
