@@ -85,6 +85,7 @@ type Target interface {
 	GroupByHubID(ctx context.Context, server, hubGroupID string) (local.Group, error)
 	ListGroups(ctx context.Context, q local.GroupQuery) ([]local.Group, string, error)
 	DeleteGroup(ctx context.Context, actor local.Actor, id string) error
+	AddMembers(ctx context.Context, actor local.Actor, groupID string, accountIDs []string) (int, error)
 	SetMembers(ctx context.Context, actor local.Actor, groupID string, accountIDs []string) (added, removed int, err error)
 	GroupMembers(ctx context.Context, groupID, after string, limit int) ([]string, string, error)
 	AccountGroups(ctx context.Context, accountID string) ([]string, error)

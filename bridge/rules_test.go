@@ -528,6 +528,23 @@ func TestLockedGroups(t *testing.T) {
 	if _, err := e.dir.Group(e.ctx, own.ID); err != nil {
 		t.Fatalf("site group gone: %v", err)
 	}
+	// A new hub user joins the group: the collections task sees the change
+	// before the users task made the account; the account joins the group when
+	// it is created, without waiting for a full collections pass.
+	late := e.hub.CreateUser(t, hubtest.User("grp-late"))
+	e.hub.AddMembers(t, g.ID, late.ID)
+	e.groups()
+	if _, members := e.group(g.ID); len(members) != 2 {
+		t.Fatalf("members before the account exists: %v", members)
+	}
+	e.users()
+	if _, members := e.group(g.ID); len(members) != 3 {
+		t.Fatalf("new account did not join its group: %v", members)
+	}
+	if p := e.groups(); p.Counts[bridge.ActMembers] != 0 {
+		t.Fatalf("collections after the join:\n%s", planText(p))
+	}
+
 	// Renamed on the hub.
 	e.hub.Patch(t, "/Groups/"+g.ID, map[string]any{"op": "replace", "path": "displayName", "value": "Audience B"})
 	e.groups()

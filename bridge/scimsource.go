@@ -15,7 +15,7 @@ import (
 // its sync-password-hashes setting allows).
 var userAttributes = []string{
 	"id", "userName", "name", "displayName", "preferredLanguage", "locale", "timezone",
-	"active", "emails", "phoneNumbers", "addresses", "title", "meta",
+	"active", "emails", "phoneNumbers", "addresses", "title", "groups", "meta",
 	scim.SchemaEnterpriseUser,
 	scim.SchemaConnectUser + ":interests",
 	scim.SchemaConnectUser + ":customFields",

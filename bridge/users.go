@@ -97,10 +97,13 @@ type userPager struct {
 	maxModified time.Time
 	done        int
 	total       int
+	// groups caches hub group id → local group id ("" when there is none yet)
+	// for joining new accounts to their groups.
+	groups map[string]string
 }
 
 func (r *run) newUserPager(p *Plan, full bool) *userPager {
-	g := &userPager{r: r, p: p, full: full, claimed: map[string]string{}, total: -1}
+	g := &userPager{r: r, p: p, full: full, claimed: map[string]string{}, total: -1, groups: map[string]string{}}
 	if full {
 		g.seen = make(map[string]struct{}, 1024)
 	}
@@ -334,6 +337,12 @@ func (g *userPager) planNew(ctx context.Context, u *scim.User, prof profile) (*l
 // create whose username is taken is retried with the next generated name.
 func (g *userPager) write(ctx context.Context, puts []local.Put, metas []putMeta) error {
 	r := g.r
+	joins := map[string][]string{} // hub group id → new local account ids
+	defer func() {
+		if len(joins) > 0 {
+			g.join(ctx, joins)
+		}
+	}()
 	for len(puts) > 0 {
 		if r.dry {
 			return nil
@@ -356,6 +365,13 @@ func (g *userPager) write(ctx context.Context, puts []local.Put, metas []putMeta
 						}
 					}
 					g.pending = append(g.pending, state.Link{HubID: m.user.ID, LocalID: rs.Account.ID, Hash: m.prof.hash})
+					if m.action == ActCreate || m.action == ActLink || m.action == ActRestore {
+						for _, gr := range m.user.Groups {
+							if gr.Value != "" && (gr.Type == "" || gr.Type == "direct" || gr.Type == "indirect") {
+								joins[gr.Value] = append(joins[gr.Value], rs.Account.ID)
+							}
+						}
+					}
 					continue
 				}
 				if m.create && errors.Is(rs.Err, local.ErrConflict) && m.attempt < 5 {
@@ -383,6 +399,38 @@ func (g *userPager) write(ctx context.Context, puts []local.Put, metas []putMeta
 		puts, metas = retryPuts, retryMetas
 	}
 	return nil
+}
+
+// join adds accounts just created (or linked, or restored) to the locked local
+// groups of their hub groups, so a new member does not wait for the next full
+// collections pass when the collections task handled the group before the
+// account existed. Groups not made yet are left to the collections task.
+// Failures are logged: the collections task converges anyway.
+func (g *userPager) join(ctx context.Context, joins map[string][]string) {
+	r := g.r
+	for hubGroup, ids := range joins {
+		lid, ok := g.groups[hubGroup]
+		if !ok {
+			lg, err := r.e.cfg.Target.GroupByHubID(ctx, r.srv.ID, hubGroup)
+			switch {
+			case err == nil && lg.Locked:
+				lid = lg.ID
+			case err != nil && !errors.Is(err, local.ErrNotFound):
+				r.e.log.Warn("join new accounts to their group", "server", r.srv.ID, "hub_group", hubGroup, "err", err)
+				continue
+			}
+			g.groups[hubGroup] = lid
+		}
+		if lid == "" {
+			continue
+		}
+		for start := 0; start < len(ids); start += local.MaxBatch {
+			if _, err := r.e.cfg.Target.AddMembers(ctx, local.ActorConnect, lid, ids[start:min(start+local.MaxBatch, len(ids))]); err != nil {
+				r.e.log.Warn("join new accounts to their group", "server", r.srv.ID, "hub_group", hubGroup, "err", err)
+				break
+			}
+		}
+	}
 }
 
 // flush writes the pending links with cursors in one batch.
