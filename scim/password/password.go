@@ -30,11 +30,17 @@ const (
 
 // Limits on what a stored hash may ask for, so that a hostile or corrupt PHC string
 // cannot make Verify allocate gigabytes or spin for minutes.
+//
+// One verification may cost at most about what 16 passes over 256 MiB or
+// bcrypt cost 16 cost (a few seconds): the IdP verifies GOMAXPROCS+1 at once,
+// so a 1 GiB hash would exhaust a hub's memory, and bcrypt cost 31 would hold
+// a hashing slot for days, both on demand of anyone who types the user name.
 const (
-	maxMemory  = 1 << 20 // KiB (1 GiB)
-	maxTime    = 64
-	maxThreads = 64
-	maxKeyLen  = 128
+	maxMemory     = 256 << 10 // KiB (256 MiB)
+	maxTime       = 16
+	maxThreads    = 16
+	maxKeyLen     = 128
+	maxBcryptCost = 16
 )
 
 // MaxLength is the longest password accepted, in bytes. bcrypt ignores bytes after
@@ -78,7 +84,7 @@ func Hash(pw string) (string, error) {
 // the password matches; needsRehash is true when it matches but the hash is bcrypt
 // or uses weaker argon2id parameters than Hash would, so the caller should store
 // Hash(pw) instead. err is ErrUnknownFormat or ErrMalformed for a hash it cannot
-// read; a wrong password is ok == false with a nil error.
+// read (see Check); a wrong password is ok == false with a nil error.
 func Verify(phc, pw string) (ok, needsRehash bool, err error) {
 	if len(pw) > MaxLength {
 		return false, false, nil
@@ -86,17 +92,13 @@ func Verify(phc, pw string) (ok, needsRehash bool, err error) {
 	switch {
 	case strings.HasPrefix(phc, "$argon2id$"):
 		return verifyArgon2id(phc, pw)
-	case strings.HasPrefix(phc, "$2a$"), strings.HasPrefix(phc, "$2b$"), strings.HasPrefix(phc, "$2y$"):
-		// x/crypto/bcrypt compares in constant time. $2y$ (PHP) is the same algorithm
-		// as $2b$; the library only knows $2a$/$2b$, so rewrite the prefix.
-		h := phc
-		if strings.HasPrefix(h, "$2y$") {
-			h = "$2b$" + h[4:]
+	case isBcrypt(phc):
+		h, err := bcryptForm(phc)
+		if err != nil {
+			return false, false, err
 		}
-		if _, cerr := bcrypt.Cost([]byte(h)); cerr != nil {
-			return false, false, fmt.Errorf("%w: bcrypt", ErrMalformed)
-		}
-		switch cerr := bcrypt.CompareHashAndPassword([]byte(h), []byte(pw)); {
+		// x/crypto/bcrypt compares in constant time.
+		switch cerr := bcrypt.CompareHashAndPassword(h, []byte(pw)); {
 		case cerr == nil:
 			return true, true, nil
 		case errors.Is(cerr, bcrypt.ErrMismatchedHashAndPassword):
@@ -108,6 +110,45 @@ func Verify(phc, pw string) (ok, needsRehash bool, err error) {
 	return false, false, ErrUnknownFormat
 }
 
+// Check reports whether Verify can use a stored hash: nil for an argon2id PHC
+// string or a bcrypt hash within the limits, ErrUnknownFormat or ErrMalformed
+// otherwise. Callers that store hashes given to them (imports, provisioning)
+// check them first, so that a hash no login could use, or one that would make
+// each login attempt cost minutes or gigabytes, is refused up front.
+func Check(phc string) error {
+	switch {
+	case strings.HasPrefix(phc, "$argon2id$"):
+		_, _, _, err := parseArgon2id(phc)
+		return err
+	case isBcrypt(phc):
+		_, err := bcryptForm(phc)
+		return err
+	}
+	return ErrUnknownFormat
+}
+
+func isBcrypt(phc string) bool {
+	return strings.HasPrefix(phc, "$2a$") || strings.HasPrefix(phc, "$2b$") || strings.HasPrefix(phc, "$2y$")
+}
+
+// bcryptForm returns the hash as x/crypto/bcrypt reads it, after checking its
+// shape and cost. $2y$ (PHP) is the same algorithm as $2b$; the library only
+// knows $2a$/$2b$, so the prefix is rewritten.
+func bcryptForm(phc string) ([]byte, error) {
+	h := phc
+	if strings.HasPrefix(h, "$2y$") {
+		h = "$2b$" + h[4:]
+	}
+	cost, err := bcrypt.Cost([]byte(h))
+	if err != nil {
+		return nil, fmt.Errorf("%w: bcrypt", ErrMalformed)
+	}
+	if cost > maxBcryptCost {
+		return nil, fmt.Errorf("%w: bcrypt cost %d over %d", ErrMalformed, cost, maxBcryptCost)
+	}
+	return []byte(h), nil
+}
+
 type argonParams struct {
 	memory  uint32
 	time    uint32
@@ -115,25 +156,9 @@ type argonParams struct {
 }
 
 func verifyArgon2id(phc, pw string) (ok, needsRehash bool, err error) {
-	// "", "argon2id", "v=19", "m=..,t=..,p=..", salt, hash
-	parts := strings.Split(phc, "$")
-	if len(parts) != 6 || parts[0] != "" {
-		return false, false, ErrMalformed
-	}
-	if parts[2] != "v="+strconv.Itoa(argon2.Version) {
-		return false, false, fmt.Errorf("%w: unsupported argon2 version", ErrMalformed)
-	}
-	p, err := parseParams(parts[3])
+	p, salt, want, err := parseArgon2id(phc)
 	if err != nil {
 		return false, false, err
-	}
-	salt, err := b64.DecodeString(parts[4])
-	if err != nil || len(salt) < 8 {
-		return false, false, fmt.Errorf("%w: salt", ErrMalformed)
-	}
-	want, err := b64.DecodeString(parts[5])
-	if err != nil || len(want) < 16 || len(want) > maxKeyLen {
-		return false, false, fmt.Errorf("%w: hash", ErrMalformed)
 	}
 	got := argon2.IDKey([]byte(pw), salt, p.time, p.memory, p.threads, uint32(len(want)))
 	if subtle.ConstantTimeCompare(got, want) != 1 {
@@ -141,6 +166,29 @@ func verifyArgon2id(phc, pw string) (ok, needsRehash bool, err error) {
 	}
 	weak := p.memory < DefaultMemory || p.time < DefaultTime || len(want) < keyLen || len(salt) < saltLen
 	return true, weak, nil
+}
+
+// parseArgon2id reads "$argon2id$v=19$m=..,t=..,p=..$salt$hash".
+func parseArgon2id(phc string) (p argonParams, salt, want []byte, err error) {
+	parts := strings.Split(phc, "$")
+	if len(parts) != 6 || parts[0] != "" {
+		return p, nil, nil, ErrMalformed
+	}
+	if parts[2] != "v="+strconv.Itoa(argon2.Version) {
+		return p, nil, nil, fmt.Errorf("%w: unsupported argon2 version", ErrMalformed)
+	}
+	if p, err = parseParams(parts[3]); err != nil {
+		return p, nil, nil, err
+	}
+	salt, err = b64.DecodeString(parts[4])
+	if err != nil || len(salt) < 8 {
+		return p, nil, nil, fmt.Errorf("%w: salt", ErrMalformed)
+	}
+	want, err = b64.DecodeString(parts[5])
+	if err != nil || len(want) < 16 || len(want) > maxKeyLen {
+		return p, nil, nil, fmt.Errorf("%w: hash", ErrMalformed)
+	}
+	return p, salt, want, nil
 }
 
 func parseParams(s string) (argonParams, error) {

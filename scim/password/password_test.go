@@ -97,6 +97,14 @@ func TestVerify(t *testing.T) {
 		{name: "duplicate param", phc: strings.Replace(good, "p=1", "m=1", 1), pw: "x", err: ErrMalformed},
 		{name: "unknown param", phc: strings.Replace(good, "p=1", "p=1,x=2", 1), pw: "x", err: ErrMalformed},
 		{name: "password too long", phc: good, pw: strings.Repeat("a", MaxLength+1)},
+		// A stored hash must not make one login attempt cost minutes or
+		// gigabytes (a hub with GOMAXPROCS+1 verifications at once would be
+		// killed, or every hashing slot held for hours).
+		{name: "argon2id 1 GiB memory", phc: strings.Replace(good, "m=19456", "m=1048576", 1), pw: "x", err: ErrMalformed},
+		{name: "argon2id 64 passes", phc: strings.Replace(good, "t=2", "t=64", 1), pw: "x", err: ErrMalformed},
+		{name: "argon2id 64 lanes", phc: strings.Replace(good, "p=1", "p=64", 1), pw: "x", err: ErrMalformed},
+		{name: "bcrypt cost 31", phc: bc[:4] + "31" + bc[6:], pw: "s3cret!", err: ErrMalformed},
+		{name: "bcrypt cost 17", phc: bc[:4] + "17" + bc[6:], pw: "s3cret!", err: ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +114,40 @@ func TestVerify(t *testing.T) {
 			}
 			if ok != tt.ok || rehash != tt.rehash {
 				t.Fatalf("Verify = (ok %v, rehash %v), want (%v, %v)", ok, rehash, tt.ok, tt.rehash)
+			}
+		})
+	}
+}
+
+// TestCheck: what Verify would refuse is refused when a hash is stored, before
+// any login tries it.
+func TestCheck(t *testing.T) {
+	good, err := Hash("s3cret!")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := bcryptHash(t, "s3cret!")
+	tests := []struct {
+		name string
+		phc  string
+		err  error
+	}{
+		{"argon2id", good, nil},
+		{"bcrypt 2a", bc, nil},
+		{"bcrypt 2y", "$2y$" + bc[4:], nil},
+		{"bcrypt cost 16", bc[:4] + "16" + bc[6:], nil},
+		{"bcrypt cost 31", bc[:4] + "31" + bc[6:], ErrMalformed},
+		{"bcrypt truncated", bc[:20], ErrMalformed},
+		{"argon2id 256 MiB", strings.Replace(good, "m=19456", "m=262144", 1), nil},
+		{"argon2id 1 GiB", strings.Replace(good, "m=19456", "m=1048576", 1), ErrMalformed},
+		{"argon2id bad hash", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$!!", ErrMalformed},
+		{"plain text", "s3cret!", ErrUnknownFormat},
+		{"empty", "", ErrUnknownFormat},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := Check(tt.phc); !errors.Is(err, tt.err) {
+				t.Fatalf("Check = %v, want %v", err, tt.err)
 			}
 		})
 	}
