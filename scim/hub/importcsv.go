@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/connectsso/connect/scim"
+	"github.com/connectsso/connect/scim/password"
 	"github.com/connectsso/connect/scim/store"
 )
 
@@ -146,8 +147,13 @@ var importColumns = []struct {
 	}}},
 	{[]string{"password"}, column{"password", str(func(u *scim.User) *string { return &u.Password })}},
 	{[]string{"passwordHash", scim.SchemaConnectUser + ":passwordHash"}, column{"passwordHash", func(u *scim.User, v string) error {
-		if !strings.HasPrefix(v, "$argon2id$") && !strings.HasPrefix(v, "$2a$") && !strings.HasPrefix(v, "$2b$") && !strings.HasPrefix(v, "$2y$") {
+		switch err := password.Check(v); {
+		case errors.Is(err, password.ErrUnknownFormat):
 			return errors.New("passwordHash: not an argon2id or bcrypt hash")
+		case err != nil:
+			// A hash no login could use, or one that would make every
+			// attempt cost hours or gigabytes. The hash is not quoted.
+			return errors.New("passwordHash: unusable (malformed, or over the cost limits)")
 		}
 		ensureConnect(u).PasswordHash = v
 		return nil

@@ -157,6 +157,18 @@ func TestImportUsersBadInput(t *testing.T) {
 			rowErrs: []string{`row 2: userName "z": password column given but passwords cannot be hashed here`}},
 		{name: "bad passwordHash", csv: "userName,passwordHash\nz,plaintext\n",
 			rowErrs: []string{`row 2: userName "z": passwordHash: not an argon2id or bcrypt hash`}},
+		// A hash no login could use, or one that would make every login
+		// attempt cost hours (bcrypt cost 31) or a gigabyte, is refused.
+		{name: "unusable passwordHash", csv: "userName,passwordHash\n" +
+			"slow,$2a$31$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy\n" +
+			"huge,\"$argon2id$v=19$m=1048576,t=2,p=1$c2FsdHNhbHRzYWx0$Ok4syLOKMyFq6gPTHhnoRCuBdiIZnCG/JHE+wqmFWa8\"\n" +
+			"cut,$2b$10$N9qo8uLOickgx2ZM\n" +
+			"fine,$2y$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy\n", imported: 1,
+			rowErrs: []string{
+				`row 2: userName "slow": passwordHash: unusable (malformed, or over the cost limits)`,
+				`row 3: userName "huge": passwordHash: unusable (malformed, or over the cost limits)`,
+				`row 4: userName "cut": passwordHash: unusable (malformed, or over the cost limits)`,
+			}},
 		{name: "byte order mark and blank line", csv: "\ufeffuserName\nq\n\nr\n", imported: 2},
 		{name: "malformed quote", csv: "userName,title\ngood,x\nbad,\"unterminated\n", imported: 1,
 			rowErrs: []string{`row 3: malformed CSV: extraneous or missing " in quoted-field`}},
