@@ -203,7 +203,8 @@ func (h *hubProc) user(tb testing.TB, name, password string) scim.User {
 // bridgeProc is a running bridge.
 type bridgeProc struct {
 	*proc
-	base  string
+	// base is the public URL; addr where this process listens.
+	base, addr string
 	store []string // --store (and --redis) flags for admin commands
 }
 
@@ -211,15 +212,25 @@ type bridgeProc struct {
 // in-process state). settings are applied before it starts.
 func startBridge(tb testing.TB, store, redis string, settings ...string) *bridgeProc {
 	tb.Helper()
+	return startReplica(tb, "", store, redis, settings...)
+}
+
+// startReplica is startBridge for a replica behind a shared public URL
+// (publicURL; "" for the bridge's own address).
+func startReplica(tb testing.TB, publicURL, store, redis string, settings ...string) *bridgeProc {
+	tb.Helper()
 	addr := freeAddr(tb, "127.0.0.1")
-	b := &bridgeProc{base: "http://" + addr, store: []string{"--store", store}}
+	b := &bridgeProc{base: "http://" + addr, addr: addr, store: []string{"--store", store}}
+	if publicURL != "" {
+		b.base = publicURL
+	}
 	if redis != "" {
 		b.store = append(b.store, "--redis", redis)
 	}
 	if len(settings) > 0 {
 		connectCmd(tb, "", append(append([]string{"bridge", "settings", "set"}, b.store...), settings...)...)
 	}
-	b.proc = startProc(tb, "bridge", b.base+"/healthz", append(append([]string{"bridge", "serve", "--listen", addr, "--url", b.base}, b.store...), "--log-level", "warn")...)
+	b.proc = startProc(tb, "bridge "+addr, "http://"+addr+"/healthz", append(append([]string{"bridge", "serve", "--listen", addr, "--url", b.base}, b.store...), "--log-level", "warn")...)
 	return b
 }
 
