@@ -205,7 +205,7 @@ type bridgeProc struct {
 	*proc
 	// base is the public URL; addr where this process listens.
 	base, addr string
-	store []string // --store (and --redis) flags for admin commands
+	store      []string // --store (and --redis) flags for admin commands
 }
 
 // startBridge runs `bridge serve` on store (a DSN) with redis ("" for the
