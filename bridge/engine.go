@@ -154,7 +154,9 @@ func (e *Engine) scimSource(s Server) (Source, error) {
 func (e *Engine) source(s Server) (Source, error) {
 	e.srcMu.Lock()
 	defer e.srcMu.Unlock()
-	if c, ok := e.sources[s.ID]; ok && c.srv == s {
+	if c, ok := e.sources[s.ID]; ok && c.srv.URL == s.URL && c.srv.Token == s.Token {
+		// Same endpoint and credentials: keep the client (and its pooled
+		// connections); a changed token or URL makes a new one.
 		return c.src, nil
 	}
 	src, err := e.cfg.NewSource(s)
