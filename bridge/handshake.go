@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/connectsso/connect/bridge/local"
 	"github.com/connectsso/connect/scim"
@@ -132,6 +134,33 @@ func checkHubURL(raw string, insecure bool) error {
 	return nil
 }
 
+// Bounds on what a registering hub sends: it is stored, shown (the hub's name
+// on the login page and in `servers list`) and logged.
+const (
+	maxHandshakeName  = 200
+	maxHandshakeURL   = 2048
+	maxHandshakeToken = 512 // the hub refuses longer bearer tokens
+)
+
+// checkHandshakeField refuses a value longer than max bytes, not UTF-8, or
+// holding a control character (a terminal escape or a newline would reach an
+// operator's screen or the log as text); noSpace refuses spaces as well.
+func checkHandshakeField(v string, max int, noSpace bool) error {
+	if len(v) > max {
+		return fmt.Errorf("is longer than %d bytes", max)
+	}
+	if !utf8.ValidString(v) {
+		return errors.New("is not UTF-8")
+	}
+	if strings.IndexFunc(v, func(r rune) bool { return unicode.IsControl(r) || noSpace && unicode.IsSpace(r) }) >= 0 {
+		if noSpace {
+			return errors.New("has a space or control character")
+		}
+		return errors.New("has a control character")
+	}
+	return nil
+}
+
 // ServeRegister handles POST RegisterPath.
 func (h *Handshake) ServeRegister(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -153,6 +182,24 @@ func (h *Handshake) ServeRegister(w http.ResponseWriter, r *http.Request) {
 	for name, v := range map[string]string{"hubUrl": req.HubURL, "metadataUrl": req.MetadataURL, "scimUrl": req.SCIMURL} {
 		if err := checkHubURL(v, h.InsecureHTTP); err != nil {
 			bad = append(bad, name+": "+err.Error())
+		}
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+		noSpace bool
+	}{
+		{"hubName", req.HubName, maxHandshakeName, false},
+		{"hubId", req.HubID, maxHandshakeName, true},
+		{"clientId", req.ClientID, maxHandshakeName, true},
+		{"token", req.Token, maxHandshakeToken, true},
+		{"entityId", req.EntityID, maxHandshakeURL, true},
+		{"hubUrl", req.HubURL, maxHandshakeURL, true},
+		{"metadataUrl", req.MetadataURL, maxHandshakeURL, true},
+		{"scimUrl", req.SCIMURL, maxHandshakeURL, true},
+	} {
+		if err := checkHandshakeField(f.v, f.max, f.noSpace); err != nil {
+			bad = append(bad, f.name+" "+err.Error())
 		}
 	}
 	if len(bad) > 0 {
