@@ -39,6 +39,10 @@ const recordSetupSecret = "setup-secret"
 // DefaultSetupSecretTTL is how long a setup secret stays usable.
 const DefaultSetupSecretTTL = 24 * time.Hour
 
+// MaxSetupSecretTTL is the longest a setup secret may stay usable: it is a
+// short-lived credential for one connection, not a standing one.
+const MaxSetupSecretTTL = 7 * 24 * time.Hour
+
 // HubLink is what the handshake adds to a server: the hub's identity and the
 // IdP metadata pinned when it connected (its keys are the only ones trusted
 // for SSO from that hub).
@@ -57,10 +61,14 @@ func secretKey(secret string) string {
 }
 
 // NewSetupSecret makes a single-use setup secret of 160 random bits that
-// expires after ttl, stores its hash and returns it.
+// expires after ttl (DefaultSetupSecretTTL when not positive, at most
+// MaxSetupSecretTTL), stores its hash and returns it.
 func NewSetupSecret(ctx context.Context, r Records, ttl time.Duration, now time.Time) (string, error) {
 	if ttl <= 0 {
 		ttl = DefaultSetupSecretTTL
+	}
+	if ttl > MaxSetupSecretTTL {
+		return "", fmt.Errorf("setup secret lifetime %s: at most %s", ttl, MaxSetupSecretTTL)
 	}
 	var b [20]byte
 	if _, err := rand.Read(b[:]); err != nil {

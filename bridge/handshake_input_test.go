@@ -2,12 +2,14 @@ package bridge_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/connectsso/connect/bridge"
 	"github.com/connectsso/connect/scim"
 )
 
@@ -69,5 +71,17 @@ func TestRegisterRefusesUnboundedFields(t *testing.T) {
 	_ = json.NewDecoder(res.Body).Decode(&he)
 	if he.Code != scim.HandshakeHubUnreachable {
 		t.Fatalf("good request: %d %q %s, want %s", res.StatusCode, he.Code, he.Message, scim.HandshakeHubUnreachable)
+	}
+}
+
+// TestSetupSecretLifetimeBounded: a setup secret is a short-lived credential
+// (DESIGN.md §5); one that outlives a week is refused rather than made.
+func TestSetupSecretLifetimeBounded(t *testing.T) {
+	b := startInBridge(t)
+	if _, err := bridge.NewSetupSecret(context.Background(), b.dir, bridge.MaxSetupSecretTTL+time.Second, time.Now()); err == nil {
+		t.Fatal("a setup secret valid for more than MaxSetupSecretTTL was made")
+	}
+	if _, err := bridge.NewSetupSecret(context.Background(), b.dir, bridge.MaxSetupSecretTTL, time.Now()); err != nil {
+		t.Fatalf("MaxSetupSecretTTL: %v", err)
 	}
 }
