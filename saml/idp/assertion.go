@@ -107,13 +107,22 @@ func (m assertionMaker) MakeAssertion(req *saml.IdpAuthnRequest, session *saml.S
 }
 
 // responseWriter stamps the Response with the real clock (the request may
-// have been validated against the time its login form was shown) and posts
-// it with crewjam's auto-submitting form.
-type responseWriter struct{ p *IdP }
+// have been validated against the time its login form was shown), signs it
+// and posts it with crewjam's auto-submitting form: through
+// writeSignedResponse (response.go) when it renders the request, otherwise
+// through crewjam.
+type responseWriter struct {
+	p      *IdP
+	signer xmlSigner
+}
 
 func (rw responseWriter) WriteResponse(w http.ResponseWriter, req *saml.IdpAuthnRequest) error {
 	req.Now = rw.p.now().UTC()
-	if err := req.WriteResponse(w); err != nil {
+	write := req.WriteResponse
+	if fastWritable(req) {
+		write = func(w http.ResponseWriter) error { return writeSignedResponse(w, req, rw.signer, newResponseID()) }
+	}
+	if err := write(w); err != nil {
 		return err
 	}
 	switch {

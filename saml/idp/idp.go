@@ -100,7 +100,7 @@ func New(cfg Config) (*IdP, error) {
 	p.keys = &keyRing{keys: c.Keys, alg: c.Algorithm, cn: u.Hostname(), ttl: c.KeyRefresh}
 	if len(c.StaticKeyPEM) > 0 {
 		signer, cert, alg, _ := ParseKeyPair(c.StaticKeyPEM, c.StaticCertPEM)
-		p.keys.static = &signingKey{id: "static", alg: alg, signer: signer, cert: cert}
+		p.keys.static = newSigningKey("static", alg, signer, cert, time.Time{})
 	}
 	p.dummyHash = dummyArgon2Hash
 	if c.Upstream != nil {
@@ -175,8 +175,9 @@ func (p *IdP) provider(ctx context.Context, validateAt time.Time) (*saml.Identit
 		extra = append(extra, k.cert)
 	}
 	validity := p.cfg.MetadataValidity
+	signer := timedSigner{Signer: xmldsigSigner(active.signer), obs: p.m.signing.WithLabelValues(active.alg)}
 	return &saml.IdentityProvider{
-		Signer:                  timedSigner{Signer: xmldsigSigner(active.signer), obs: p.m.signing.WithLabelValues(active.alg)},
+		Signer:                  signer,
 		Certificate:             active.cert,
 		ExtraCertificates:       extra,
 		SignatureMethod:         active.method(),
@@ -188,7 +189,7 @@ func (p *IdP) provider(ctx context.Context, validateAt time.Time) (*saml.Identit
 		ServiceProviderProvider: spProvider{p},
 		SessionProvider:         &sessionProvider{p: p},
 		AssertionMaker:          assertionMaker{p},
-		ResponseWriter:          responseWriter{p},
+		ResponseWriter:          responseWriter{p: p, signer: xmlSigner{signer: signer, method: active.method(), certB64: active.certB64}},
 		ValidDuration:           &validity,
 		Clock:                   dsig.NewFakeClock(fixedClock{clockwork.NewRealClock(), validateAt}),
 		SignMetadata:            true,

@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -132,7 +133,12 @@ type signingKey struct {
 	alg        string
 	signer     crypto.Signer
 	cert       *x509.Certificate
+	certB64    string // cert.Raw in base64, for KeyInfo
 	activeFrom time.Time
+}
+
+func newSigningKey(id, alg string, signer crypto.Signer, cert *x509.Certificate, activeFrom time.Time) *signingKey {
+	return &signingKey{id: id, alg: alg, signer: signer, cert: cert, certB64: base64.StdEncoding.EncodeToString(cert.Raw), activeFrom: activeFrom}
 }
 
 func (k *signingKey) method() string {
@@ -266,7 +272,7 @@ func (kr *keyRing) load(ctx context.Context, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("signing key %s: %w", k.ID, err)
 		}
-		ring = append(ring, &signingKey{id: k.ID, alg: alg, signer: signer, cert: cert, activeFrom: k.ActiveFrom})
+		ring = append(ring, newSigningKey(k.ID, alg, signer, cert, k.ActiveFrom))
 	}
 	kr.ring, kr.loaded = ring, now
 	return nil
