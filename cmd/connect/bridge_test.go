@@ -227,48 +227,8 @@ func TestBridgeServe(t *testing.T) {
 		t.Fatalf("check-config with three bad flags: %d %s", code, errOut)
 	}
 
-	cmd := exec.Command(binary, append([]string{"bridge", "serve", "--listen", "127.0.0.1:0"}, flags...)...)
-	dieWithTest(cmd)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var logs strings.Builder
-	addr := make(chan string, 1)
-	exited := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			mu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if m := bridgeListeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-		}
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("bridge log:\n%s", logs.String())
-			mu.Unlock()
-		}
-	})
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case <-time.After(20 * time.Second):
-		t.Fatal("bridge serve did not log its address")
-	}
+	bp := startBridgeServe(t, flags)
+	base := bp.base
 	for _, p := range []string{"/healthz", "/readyz"} {
 		if code := request(t, http.MethodGet, base+p, "", ""); code != http.StatusOK {
 			t.Fatalf("%s: %d", p, code)
@@ -309,13 +269,153 @@ func TestBridgeServe(t *testing.T) {
 		}
 	}
 
-	_ = cmd.Process.Signal(os.Interrupt)
+	_ = bp.cmd.Process.Signal(os.Interrupt)
 	select {
-	case err := <-exited:
+	case err := <-bp.exited:
 		if err != nil {
 			t.Fatalf("bridge serve exited with %v after SIGINT", err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("bridge serve did not stop on SIGINT")
+	}
+}
+
+// bridgeServeProc is a running `connect bridge serve`.
+type bridgeServeProc struct {
+	cmd    *exec.Cmd
+	base   string
+	exited chan error
+}
+
+func startBridgeServe(t *testing.T, flags []string) *bridgeServeProc {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"bridge", "serve", "--listen", "127.0.0.1:0"}, flags...)...)
+	dieWithTest(cmd)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logs strings.Builder
+	addr := make(chan string, 1)
+	bp := &bridgeServeProc{cmd: cmd, exited: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			logs.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if m := bridgeListeningRE.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+		bp.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("bridge log:\n%s", logs.String())
+			mu.Unlock()
+		}
+	})
+	select {
+	case a := <-addr:
+		bp.base = "http://" + a
+	case <-time.After(20 * time.Second):
+		t.Fatal("bridge serve did not log its address")
+	}
+	return bp
+}
+
+// metricSum sums a metric's series whose text contains every filter.
+func metricSum(t *testing.T, base, name string, filters ...string) float64 {
+	t.Helper()
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, f := range filters {
+			ok = ok && strings.Contains(line, f)
+		}
+		if !ok {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// TestBridgeTwoProcesses: two `connect bridge serve` processes on one Redis and
+// one local database run each task once at a time (the other finds the lock
+// taken) and end where one would: every hub user once, nothing else.
+func TestBridgeTwoProcesses(t *testing.T) {
+	redis := testenv.RedisAddr(t)
+	h := startBridgeHub(t)
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, h.createUser(t, fmt.Sprintf("two%02d", i)))
+	}
+	flags := []string{"--store", "sqlite:" + filepath.Join(t.TempDir(), "bridge.db"), "--redis", "redis://" + redis + "/0"}
+	mustBridge(t, flags, "servers", "add-manual", "--name", "hub", "--url", h.base, "--token", h.reader)
+	a := startBridgeServe(t, flags)
+	b := startBridgeServe(t, flags)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if metricSum(t, a.base, "connect_bridge_sync_runs_total", `result="busy"`)+metricSum(t, b.base, "connect_bridge_sync_runs_total", `result="busy"`) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("neither replica ever found a task locked by the other")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for i := range 10 {
+		ids = append(ids, h.createUser(t, fmt.Sprintf("two-late%02d", i)))
+	}
+	var users []map[string]any
+	for {
+		out := mustBridge(t, flags, "users", "list", "--json")
+		if err := json.Unmarshal([]byte(out), &users); err != nil {
+			t.Fatal(err)
+		}
+		if len(users) >= len(ids) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	seen := map[string]int{}
+	for _, u := range users {
+		seen[u["hubUserId"].(string)]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Fatalf("hub user %s has %d accounts (%d accounts in all)", id, seen[id], len(users))
+		}
+	}
+	if len(users) != len(ids) {
+		t.Fatalf("%d accounts for %d hub users", len(users), len(ids))
+	}
+	ok := metricSum(t, a.base, "connect_bridge_sync_runs_total", `result="ok"`) + metricSum(t, b.base, "connect_bridge_sync_runs_total", `result="ok"`)
+	if ok == 0 {
+		t.Fatal("no successful run")
 	}
 }
