@@ -34,8 +34,11 @@ fuzz: ## run each Go fuzz target for FUZZTIME
 		done; \
 	done
 
-demo: ## run a hub with sample data on loopback until Ctrl-C
-	$(GO) run ./cmd/connect demo
+# DEMO_FLAGS, e.g. DEMO_FLAGS='--dir connect-demo' to keep the SQLite stores.
+DEMO_FLAGS ?=
+
+demo: ## run a hub, a bridge and a protected site on loopback with sample users until Ctrl-C
+	$(GO) run ./cmd/connect demo $(DEMO_FLAGS)
 
 # The load harness (internal/loadtest, docs/benchmarks.md) runs a real hub on a
 # seeded SQLite directory of BENCH_USERS users (cached under
