@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -210,10 +211,37 @@ func BenchmarkInitialSync(b *testing.B) {
 // changes against a hub of CONNECT_BENCH_USERS users (budget ≤ 200 ms, and the
 // same at 10k and 1M users). The bridge starts at the feed's head, so the run
 // costs what 100 changes cost, whatever the directory size.
+// CONNECT_BENCH_HUB_DB names an already seeded hub SQLite file to copy and
+// serve instead (e.g. the load harness's 1,000,000-user directory).
 func BenchmarkIncremental100(b *testing.B) {
-	n := benchUsers(b)
-	h, ids := seedHub(b, n, 0)
 	ctx := context.Background()
+	var h *hubtest.Hub
+	var ids []string
+	if src := os.Getenv("CONNECT_BENCH_HUB_DB"); src != "" {
+		dst := filepath.Join(b.TempDir(), "hub.db")
+		if out, err := exec.Command("cp", src, dst).CombinedOutput(); err != nil {
+			b.Fatalf("copy %s: %v %s", src, err, out)
+		}
+		h = hubtest.Start(b, hubtest.Options{DSN: "sqlite:" + dst})
+		c, _ := client.New(client.Config{BaseURL: h.SCIM, Token: h.Admin, PageSize: 1000})
+		n, err := c.Count(ctx, "Users", "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("serving a copy of %s: %d users", src, n)
+		errEnough := fmt.Errorf("enough")
+		_, err = c.ListUsers(ctx, client.ListOptions{Attributes: []string{"id"}, Paging: client.PagingCursor}, func(us []scim.User) error {
+			for _, u := range us {
+				ids = append(ids, u.ID)
+			}
+			return errEnough
+		})
+		if err != errEnough {
+			b.Fatal(err)
+		}
+	} else {
+		h, ids = seedHub(b, benchUsers(b), 0)
+	}
 	dir, err := sqlite.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "bridge.db"), sqlite.Options{})
 	if err != nil {
 		b.Fatal(err)

@@ -92,6 +92,9 @@ type Hub struct {
 type Options struct {
 	// PasswordHashes turns the hub setting sync-password-hashes on.
 	PasswordHashes bool
+	// DSN, when set, is an existing store to serve (a seeded benchmark
+	// directory) instead of a fresh one.
+	DSN string
 }
 
 // Start runs `connect hub serve` on a fresh SQLite store. It skips under -short.
@@ -101,7 +104,10 @@ func Start(tb testing.TB, opts Options) *Hub {
 		tb.Skip("starts a hub process")
 	}
 	bin := Binary(tb)
-	dsn := "sqlite:" + filepath.Join(tb.TempDir(), "hub.db")
+	dsn := opts.DSN
+	if dsn == "" {
+		dsn = "sqlite:" + filepath.Join(tb.TempDir(), "hub.db")
+	}
 	h := &Hub{DSN: dsn, bin: bin}
 	h.Admin = h.Command(tb, "hub", "tokens", "create", "--store", dsn, "--name", "admin")
 	h.Reader = h.Command(tb, "hub", "tokens", "create", "--store", dsn, "--name", "bridge", "--read-only")
