@@ -84,9 +84,10 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	probe := &Probe{Records: cfg.Records, HTTPClient: cfg.HTTPClient, Clock: cfg.Clock}
 	la := &LocalAuth{Dir: cfg.Dir, Accounts: accounts, Reachable: probe.Reachable}
 	sessions := Sessions{State: cfg.State}
+	hubs := &Hubs{Records: cfg.Records, Keys: keys, Clock: cfg.Clock}
 	spc := sp.Config{
 		BaseURL: cfg.BaseURL, SiteName: cfg.SiteName, KeyPEM: key, CertPEM: cert,
-		Hubs: &Hubs{Records: cfg.Records, Keys: keys}, Sessions: sessions, Replay: sessions,
+		Hubs: hubs, Sessions: sessions, Replay: sessions,
 		Accounts: accounts, Local: la,
 		AutoSSO: func(ctx context.Context) bool {
 			s, err := bridge.LoadSettings(ctx, cfg.Records)
@@ -112,7 +113,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 			return s.EntityID(), md, err
 		},
 		HTTPClient: cfg.HTTPClient, InsecureHTTP: cfg.InsecureHTTP,
-		Clock: cfg.Clock, Logger: cfg.Logger,
+		OnChange: hubs.Forget, Clock: cfg.Clock, Logger: cfg.Logger,
 	}
 	b := &Bridge{SP: s, Handshake: hs, Accounts: accounts, Local: la, mux: http.NewServeMux()}
 	b.mux.HandleFunc(scim.RegisterPath, hs.ServeRegister)
