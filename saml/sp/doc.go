@@ -12,7 +12,7 @@
 //	GET|POST /saml/slo                         single logout (requests and responses)
 //	GET|POST /login                            login page: one button per hub + local form
 //	GET|POST /logout                           end the session (and the hub's, by SLO)
-//	GET  /connect/auth[?group=G…]              forward auth: 202 / 401 / 403
+//	GET  /connect/auth[?group=G…][&redirect=1]  forward auth: 202 / 401 (302) / 403
 //
 // Security choices (DESIGN.md §8): responses must be signed by the hub's pinned
 // metadata key with SHA-256 or better; exactly one assertion per response (no
