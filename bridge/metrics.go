@@ -59,8 +59,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"op"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "connect_bridge_source_requests_total",
-			Help: "HTTP requests to sources by server, resource and status code (0: network error).",
-		}, []string{"server", "resource", "code"}),
+			Help: "HTTP requests to sources by server, resource, method and status code (0: network error).",
+		}, []string{"server", "resource", "method", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "connect_bridge_source_request_duration_seconds",
 			Help:    "Latency of HTTP requests to sources by resource.",
@@ -79,7 +79,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // observe returns a scim/client attempt hook for server.
 func (m *metrics) observe(server string) func(client.Attempt) {
 	return func(a client.Attempt) {
-		m.requests.WithLabelValues(server, a.Resource, strconv.Itoa(a.Status)).Inc()
+		m.requests.WithLabelValues(server, a.Resource, a.Method, strconv.Itoa(a.Status)).Inc()
 		m.latency.WithLabelValues(a.Resource).Observe(a.Duration.Seconds())
 	}
 }
