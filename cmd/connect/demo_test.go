@@ -291,7 +291,9 @@ func TestDemo(t *testing.T) {
 		}
 	})
 
-	if took := d.interrupt(t); took > 5*time.Second {
+	took := d.interrupt(t)
+	t.Logf("stopped %s after Ctrl-C", took)
+	if took > 5*time.Second {
 		t.Errorf("Ctrl-C took %s, want a few seconds at most", took)
 	}
 }
@@ -305,9 +307,23 @@ func TestDemoDir(t *testing.T) {
 			t.Errorf("--dir: %s not kept: %v", f, err)
 		}
 	}
-	// A used directory is refused: the demo seeds new stores.
-	_, errOut, code := runCLI(t, "demo", "--listen", "127.0.0.1:0", "--site-listen", "127.0.0.1:0", "--dir", dir)
-	if code == 0 || !strings.Contains(errOut, "not empty") {
-		t.Fatalf("demo on a used --dir: %d %q", code, errOut)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		// The demo seeds new stores.
+		{"used dir", []string{"--dir", dir}, "not empty"},
+		// Plain http and demo passwords stay on this machine.
+		{"hub off loopback", []string{"--listen", "0.0.0.0:0"}, "not a loopback address"},
+		{"site off loopback", []string{"--site-listen", "192.0.2.1:8081"}, "not a loopback address"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"demo", "--listen", "127.0.0.1:0", "--site-listen", "127.0.0.1:0"}, tt.args...)
+			_, errOut, code := runCLI(t, args...)
+			if code == 0 || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("= %d %q, want an error with %q", code, errOut, tt.want)
+			}
+		})
 	}
 }
