@@ -155,3 +155,25 @@ func RemoveServer(ctx context.Context, r Records, st State, ref string) (Server,
 	}
 	return s, nil
 }
+
+// SetServerToken replaces the bearer token of a server (after the hub rotated
+// it with `connect hub clients rotate-token`). ErrUnknownServer.
+func SetServerToken(ctx context.Context, r Records, ref, token string) (Server, error) {
+	token = strings.TrimSpace(token)
+	if token == "" || len(token) > 512 {
+		return Server{}, errors.New("a token of 1 to 512 characters is required")
+	}
+	s, err := FindServer(ctx, r, ref)
+	if err != nil {
+		return Server{}, err
+	}
+	s.Token = token
+	b, err := json.Marshal(s)
+	if err != nil {
+		return Server{}, err
+	}
+	if err := r.PutRecord(ctx, local.Record{Kind: recordServer, Key: s.ID, Value: b}); err != nil {
+		return Server{}, fmt.Errorf("store server: %w", err)
+	}
+	return s, nil
+}

@@ -134,6 +134,7 @@ func bridgeCommand() *cli.Command {
 						&cli.StringFlag{Name: "token", Usage: "bearer token (a read-only hub token)", EnvVars: []string{"CONNECT_BRIDGE_SERVER_TOKEN"}, Required: true},
 					}, Action: bridgeServersAdd}),
 				store(&cli.Command{Name: "list", Usage: "list servers (never their tokens)", Flags: []cli.Flag{jsonFlag}, Action: bridgeServersList}),
+				store(&cli.Command{Name: "set-token", Usage: "replace a server's token (after `connect hub clients rotate-token`); reads it from stdin", ArgsUsage: "ID|NAME", Action: bridgeServersSetToken}),
 				store(&cli.Command{Name: "remove", Usage: "forget a server and its sync state; a hub is told, and the removal action applies to its accounts", ArgsUsage: "ID|NAME", Action: bridgeServersRemove}),
 			}},
 			{Name: "plans", Usage: "stored and held plans", Subcommands: []*cli.Command{

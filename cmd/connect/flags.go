@@ -55,6 +55,7 @@ func hubServeFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagListen, Usage: "address to listen on (host:port; port 0 picks one)", Value: hub.DefaultListen, EnvVars: hubEnv(flagListen)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagURL, Usage: "public base URL of the hub (default: http://LISTEN when listening on loopback)", EnvVars: hubEnv(flagURL)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagName, Usage: "display name of the hub", Value: hub.DefaultName, EnvVars: hubEnv(flagName)}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "insecure-http", Usage: "accept a plain http:// --url on a host that is not loopback (passwords and cookies then travel in clear)", EnvVars: hubEnv("insecure-http")}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagRetention, Usage: "default change-journal retention (e.g. 7d, 72h); the hub setting journal-retention overrides it", Value: "7d", EnvVars: hubEnv(flagRetention)}),
 	), samlServeFlags()...)
 }
@@ -104,6 +105,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // serveSettings are the flag values of `hub serve`, validated together.
 type serveSettings struct {
 	store, listen, url, name string
+	insecureHTTP             bool
 	retention                time.Duration
 	log                      *slog.Logger
 	saml                     hub.SAMLConfig
@@ -113,7 +115,8 @@ type serveSettings struct {
 // once. The store is not opened.
 func loadServeSettings(c *cli.Context) (serveSettings, error) {
 	var errs []error
-	s := serveSettings{store: c.String(flagStore), listen: c.String(flagListen), url: c.String(flagURL), name: c.String(flagName)}
+	s := serveSettings{store: c.String(flagStore), listen: c.String(flagListen), url: c.String(flagURL), name: c.String(flagName),
+		insecureHTTP: c.Bool("insecure-http")}
 	log, err := newLogger(c.App.ErrWriter, c.String(flagLogFormat), c.String(flagLogLevel))
 	if err != nil {
 		errs = append(errs, err)
@@ -157,6 +160,7 @@ func (s serveSettings) hubConfig(st store.Store) hub.Config {
 		JournalRetention: s.retention,
 		Version:          version,
 		SAML:             s.saml,
+		InsecureHTTP:     s.insecureHTTP,
 	}
 }
 

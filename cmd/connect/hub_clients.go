@@ -29,7 +29,7 @@ func clientOptionFlags(add bool) []cli.Flag {
 	if add {
 		fs = append(fs,
 			&cli.StringFlag{Name: "url", Usage: "the bridge's Client URL (printed by `connect bridge servers connect`)"},
-			&cli.StringFlag{Name: "secret", Usage: "the bridge's setup secret (printed by `connect bridge servers connect`)"},
+			&cli.StringFlag{Name: "secret", Usage: "the bridge's setup secret (printed by `connect bridge servers connect`); \"-\" reads it from stdin", EnvVars: hubEnv("client-secret")},
 			&cli.StringFlag{Name: "hub-url", Usage: "this hub's public URL (default: the one `hub serve` recorded in the store)"},
 			&cli.StringFlag{Name: "hub-name", Usage: "this hub's display name (default: the one `hub serve` recorded)"},
 			&cli.BoolFlag{Name: "insecure-http", Usage: "allow a plain http:// Client URL that is not on loopback"},
@@ -88,6 +88,7 @@ func hubClientsCommand() *cli.Command {
 }
 
 func hubClientsAdd(c *cli.Context) error {
+	var err error
 	var missing []string
 	for _, f := range []string{"name", "url", "secret"} {
 		if strings.TrimSpace(c.String(f)) == "" {
@@ -96,6 +97,13 @@ func hubClientsAdd(c *cli.Context) error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("clients add: %s required", strings.Join(missing, ", "))
+	}
+	secret := c.String("secret")
+	if secret == "-" {
+		// Off the command line: a secret in argv shows in ps and shell history.
+		if secret, err = readPassword(c.App.Reader, c.App.ErrWriter); err != nil {
+			return fmt.Errorf("clients add: read the setup secret: %w", err)
+		}
 	}
 	st, err := adminStore(c)
 	if err != nil {
@@ -119,7 +127,7 @@ func hubClientsAdd(c *cli.Context) error {
 		hubName = hub.DefaultName
 	}
 	cl, err := hub.AddClient(c.Context, st, hub.Connect{HubURL: hubURL, HubName: hubName, Actor: actor(), InsecureHTTP: c.Bool("insecure-http")},
-		c.String("url"), c.String("secret"), clientOptions(c))
+		c.String("url"), secret, clientOptions(c))
 	if err != nil {
 		return fmt.Errorf("clients add: %w", err)
 	}

@@ -539,7 +539,8 @@ func RemoveClient(ctx context.Context, st store.Store, cn Connect, ref string) (
 }
 
 // RotateClientToken replaces the client's bridge token and returns the new
-// secret. The bridge must be given it (`connect bridge servers set-token`).
+// secret. The old token stops working at once; give the new one to the bridge
+// with `connect bridge servers set-token SERVER` (it reads it from stdin).
 func RotateClientToken(ctx context.Context, st store.Store, actor, ref string) (string, error) {
 	cs, err := clientStore(st)
 	if err != nil {

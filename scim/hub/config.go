@@ -57,6 +57,8 @@ type Config struct {
 	TrimInterval time.Duration
 	// ShutdownTimeout bounds the graceful shutdown of in-flight requests.
 	ShutdownTimeout time.Duration
+	// InsecureHTTP accepts a plain http:// URL on a host that is not loopback.
+	InsecureHTTP bool
 	// Version is reported by the connect_hub_build_info metric.
 	Version string
 	// SAML configures the SAML identity provider and login page (saml.go).
@@ -76,7 +78,7 @@ func (c Config) Validate() error {
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		errs = append(errs, fmt.Errorf("listen %q: bad port", c.Listen))
 	}
-	if err := validateURL(c.URL); err != nil {
+	if err := validateURL(c.URL, c.InsecureHTTP); err != nil {
 		errs = append(errs, err)
 	}
 	if c.JournalRetention < 0 {
@@ -98,7 +100,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func validateURL(s string) error {
+// validateURL checks the public URL. Plain http is accepted only on a
+// loopback host (DESIGN.md §5, §8): passwords are typed into the hub's login
+// page and its cookies must be Secure; insecure lifts that for test rigs.
+func validateURL(s string, insecure bool) error {
 	if s == "" {
 		return errors.New("url: not set (the hub's public base URL, e.g. https://hub.example.org)")
 	}
@@ -118,6 +123,9 @@ func validateURL(s string) error {
 	}
 	if u.User != nil {
 		problems = append(problems, "must not carry credentials")
+	}
+	if u.Scheme == "http" && u.Host != "" && !insecure && !isLoopback(u.Hostname()) {
+		problems = append(problems, "plain http is accepted only on a loopback host (use https behind a TLS proxy, or --insecure-http)")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("url %q: %s", s, strings.Join(problems, "; "))
