@@ -228,16 +228,21 @@ func startReplica(tb testing.TB, publicURL, store, redis string, settings ...str
 		b.store = append(b.store, "--redis", redis)
 	}
 	if len(settings) > 0 {
-		connectCmd(tb, "", append(append([]string{"bridge", "settings", "set"}, b.store...), settings...)...)
+		b.cmd(tb, "bridge settings set", settings...)
 	}
 	b.proc = startProc(tb, "bridge "+addr, "http://"+addr+"/healthz", append(append([]string{"bridge", "serve", "--listen", addr, "--url", b.base}, b.store...), "--log-level", "warn")...)
 	return b
 }
 
-// cmd runs a bridge admin command on the bridge's stores.
-func (b *bridgeProc) cmd(tb testing.TB, args ...string) string {
+// cmd runs a bridge admin command on the bridge's stores: command is the
+// command path ("bridge users list"), args its flags and arguments.
+func (b *bridgeProc) cmd(tb testing.TB, command string, args ...string) string {
 	tb.Helper()
-	return connectCmd(tb, "", append(args[:len(args):len(args)], b.store...)...)
+	return connectCmd(tb, "", b.args(command, args...)...)
+}
+
+func (b *bridgeProc) args(command string, args ...string) []string {
+	return append(append(strings.Fields(command), b.store...), args...)
 }
 
 // connect runs the handshake: `bridge servers connect` on the bridge, then
@@ -245,7 +250,7 @@ func (b *bridgeProc) cmd(tb testing.TB, args ...string) string {
 // bridge's server id of the hub.
 func connectHub(tb testing.TB, h *hubProc, b *bridgeProc, clientArgs ...string) string {
 	tb.Helper()
-	out := b.cmd(tb, "bridge", "servers", "connect")
+	out := b.cmd(tb, "bridge servers connect")
 	lines := strings.Split(out, "\n")
 	if len(lines) != 2 || lines[0] != "Client URL: "+b.base || !strings.HasPrefix(lines[1], "Setup secret: ") {
 		tb.Fatalf("servers connect printed:\n%s", out)
@@ -255,7 +260,7 @@ func connectHub(tb testing.TB, h *hubProc, b *bridgeProc, clientArgs ...string) 
 	var servers []struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal([]byte(b.cmd(tb, "bridge", "servers", "list", "--json")), &servers); err != nil || len(servers) != 1 {
+	if err := json.Unmarshal([]byte(b.cmd(tb, "bridge servers list", "--json")), &servers); err != nil || len(servers) != 1 {
 		tb.Fatalf("servers list: %v %+v", err, servers)
 	}
 	return servers[0].ID
@@ -275,7 +280,7 @@ type account struct {
 func (b *bridgeProc) accounts(tb testing.TB) map[string]account {
 	tb.Helper()
 	var rows []account
-	if err := json.Unmarshal([]byte(b.cmd(tb, "bridge", "users", "list", "--json")), &rows); err != nil {
+	if err := json.Unmarshal([]byte(b.cmd(tb, "bridge users list", "--json")), &rows); err != nil {
 		tb.Fatal(err)
 	}
 	out := map[string]account{}
