@@ -280,6 +280,46 @@ func TestDemo(t *testing.T) {
 		}
 	})
 
+	t.Run("a user suspended on the hub loses access", func(t *testing.T) {
+		b := newBrowser(t)
+		resp, page := demoLogin(t, b, d)
+		resp, page = hubSubmit(t, b, resp, page, "bob", demoPassword)
+		acs, fields := form(t, resp.Request.URL, page, "SAMLResponse")
+		if resp, page = b.post(acs, fields); !userRE.MatchString(page) {
+			t.Fatalf("bob: %d %s", resp.StatusCode, page)
+		}
+		// Suspend bob on the hub; the bridge's sync brings it over and its
+		// forward auth answers 403 (within its 5 s cache of the answer).
+		req, _ := http.NewRequest(http.MethodGet, d.hub+"/scim/v2/Users?filter="+url.QueryEscape(`userName eq "bob"`), nil)
+		req.Header.Set("Authorization", "Bearer "+d.token)
+		_, list := newBrowser(t).do(req)
+		id := regexp.MustCompile(`"id":"([^"]+)"`).FindStringSubmatch(list)
+		if id == nil {
+			t.Fatalf("no bob on the hub: %s", list)
+		}
+		req, _ = http.NewRequest(http.MethodPatch, d.hub+"/scim/v2/Users/"+id[1], strings.NewReader(
+			`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`))
+		req.Header.Set("Authorization", "Bearer "+d.token)
+		req.Header.Set("Content-Type", "application/scim+json")
+		if resp, body := newBrowser(t).do(req); resp.StatusCode != http.StatusOK {
+			t.Fatalf("suspend bob: %d %s", resp.StatusCode, body)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, page = b.get(d.site + "/")
+			if resp.StatusCode == http.StatusForbidden {
+				break
+			}
+			if resp.StatusCode != http.StatusOK || !userRE.MatchString(page) || time.Now().After(deadline) {
+				t.Fatalf("suspended bob still gets %d at %s:\n%s", resp.StatusCode, resp.Request.URL, page)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if !strings.Contains(page, "No access") || userRE.MatchString(page) {
+			t.Fatalf("403 page:\n%s", page)
+		}
+	})
+
 	t.Run("forged identity headers are ignored", func(t *testing.T) {
 		b := newBrowser(t)
 		b.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
