@@ -68,7 +68,8 @@ var (
 )
 
 // authenticate resolves the bearer token. The store looks tokens up by the
-// SHA-256 of the secret, so no secret is ever compared byte by byte here.
+// SHA-256 of the secret, so no secret is ever compared byte by byte here; a
+// token seen within Config.TokenCacheTTL is taken from the cache.
 func (h *handler) authenticate(r *http.Request) (store.Token, error) {
 	auth := r.Header.Get("Authorization")
 	scheme, secret, ok := strings.Cut(auth, " ")
@@ -80,6 +81,11 @@ func (h *handler) authenticate(r *http.Request) (store.Token, error) {
 		return store.Token{}, errUnauthorized
 	}
 	sum := sha256.Sum256([]byte(secret))
+	now := h.cfg.Clock()
+	if t, ok := h.tokens.get(sum, now); ok {
+		h.touch(r.Context(), t)
+		return t, nil
+	}
 	t, err := h.cfg.Store.TokenByHash(r.Context(), sum[:])
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Token{}, errUnauthorized
@@ -90,8 +96,67 @@ func (h *handler) authenticate(r *http.Request) (store.Token, error) {
 	if t.Revoked {
 		return store.Token{}, errUnauthorized
 	}
+	h.tokens.put(sum, t, now)
 	h.touch(r.Context(), t)
 	return t, nil
+}
+
+// maxCachedTokens bounds the token cache; a hub has a handful of tokens.
+const maxCachedTokens = 1024
+
+// tokenCache remembers authenticated tokens for ttl, keyed by the SHA-256 of
+// the secret, so that a request costs no token query while its token was seen
+// less than ttl ago. That is also the bound on revocation: a token revoked in
+// the store (by `connect hub tokens revoke` in another process, say) is still
+// accepted for at most ttl after it was last looked up. Failed lookups are
+// never cached, so a new token works at once. A ttl ≤ 0 disables the cache.
+type tokenCache struct {
+	ttl time.Duration
+	mu  sync.RWMutex
+	m   map[[sha256.Size]byte]cachedToken
+}
+
+type cachedToken struct {
+	tok   store.Token
+	until time.Time
+}
+
+func newTokenCache(ttl time.Duration) *tokenCache {
+	return &tokenCache{ttl: ttl, m: map[[sha256.Size]byte]cachedToken{}}
+}
+
+// get returns the token cached under sum unless its entry expired by now.
+func (c *tokenCache) get(sum [sha256.Size]byte, now time.Time) (store.Token, bool) {
+	if c.ttl <= 0 {
+		return store.Token{}, false
+	}
+	c.mu.RLock()
+	e, ok := c.m[sum]
+	c.mu.RUnlock()
+	if !ok || !now.Before(e.until) {
+		return store.Token{}, false
+	}
+	return e.tok, true
+}
+
+// put caches t, looked up at now, until now+ttl.
+func (c *tokenCache) put(sum [sha256.Size]byte, t store.Token, now time.Time) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedTokens {
+		for k, e := range c.m {
+			if !now.Before(e.until) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxCachedTokens {
+			clear(c.m)
+		}
+	}
+	c.m[sum] = cachedToken{tok: t, until: now.Add(c.ttl)}
 }
 
 // touch records token use at most once a minute per token.

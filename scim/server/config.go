@@ -21,6 +21,9 @@ const (
 	DefaultMaxPageSize      = 1000
 	DefaultPageSize         = 100
 	DefaultChangesRetention = 7 * 24 * time.Hour
+	// DefaultTokenCacheTTL is how long an authenticated token is remembered,
+	// and so how long a revoked token may still be accepted.
+	DefaultTokenCacheTTL = 3 * time.Second
 	// MaxWait is the longest long-poll a Changes request may ask for.
 	MaxWait = 30 * time.Second
 )
@@ -61,6 +64,11 @@ type Config struct {
 	// ChangesRetention is how long the hub keeps its change journal (default 7
 	// days); advertised as the cursor timeout. Trimming is the hub's job.
 	ChangesRetention time.Duration
+	// TokenCacheTTL is how long an authenticated token is remembered in
+	// process (keyed by the SHA-256 of its secret) before the store is asked
+	// again (default DefaultTokenCacheTTL; negative: never cached). A revoked
+	// token is refused at the latest TokenCacheTTL after its revocation.
+	TokenCacheTTL time.Duration
 }
 
 // Validate reports every problem of c at once.
@@ -122,5 +130,8 @@ func (c *Config) setDefaults() {
 	}
 	if c.ChangesRetention == 0 {
 		c.ChangesRetention = DefaultChangesRetention
+	}
+	if c.TokenCacheTTL == 0 {
+		c.TokenCacheTTL = DefaultTokenCacheTTL
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,8 +119,73 @@ func TestTokens(t *testing.T) {
 	if err := h.store.RevokeToken(context.Background(), "admin"); err != nil {
 		t.Fatal(err)
 	}
+	// The token was just used: the handler's cache may accept it for up to
+	// TokenCacheTTL more, never longer.
+	h.advance(server.DefaultTokenCacheTTL)
 	if code, _, _ := h.call(t, adminSecret, "GET", "/Users", nil); code != 401 {
-		t.Errorf("revoked token: %d", code)
+		t.Errorf("revoked token after the cache TTL: %d", code)
+	}
+}
+
+// TestTokenCache shows what the token cache changes: a revoked token stays
+// usable until its cache entry expires (the documented bound), an unknown
+// token is never cached (a token created later works at once), and a
+// negative TTL turns the cache off.
+func TestTokenCache(t *testing.T) {
+	ctx := context.Background()
+	h := newHub(t)
+	now := time.Now()
+	const ttl = 2 * time.Second
+	handler := func(ttl time.Duration) http.Handler {
+		hd, err := server.New(server.Config{Store: h.store, BaseURL: "https://hub.example", TokenCacheTTL: ttl,
+			Clock: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hd
+	}
+	cached, uncached := handler(ttl), handler(-1)
+	get := func(hd http.Handler, secret string) int {
+		t.Helper()
+		req := httptest.NewRequest("GET", "/scim/v2/ServiceProviderConfig", nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		rec := httptest.NewRecorder()
+		hd.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if c := get(cached, readOnlySecret); c != 200 {
+		t.Fatalf("read-only token: %d", c)
+	}
+	if err := h.store.RevokeToken(ctx, "reader"); err != nil {
+		t.Fatal(err)
+	}
+	if c := get(uncached, readOnlySecret); c != 401 {
+		t.Errorf("uncached handler after revoke = %d, want 401", c)
+	}
+	if c := get(cached, readOnlySecret); c != 200 {
+		t.Errorf("revoked token within the TTL of its lookup = %d, want 200 (cached)", c)
+	}
+	now = now.Add(ttl - time.Nanosecond)
+	if c := get(cached, readOnlySecret); c != 200 {
+		t.Errorf("revoked token just inside the TTL = %d, want 200 (cached)", c)
+	}
+	now = now.Add(time.Nanosecond)
+	if c := get(cached, readOnlySecret); c != 401 {
+		t.Errorf("revoked token at the TTL = %d, want 401", c)
+	}
+	if c := get(cached, readOnlySecret); c != 401 {
+		t.Errorf("revoked token again = %d, want 401", c)
+	}
+
+	const later = "created-after-a-failed-attempt-0123"
+	if c := get(cached, later); c != 401 {
+		t.Fatalf("unknown token = %d", c)
+	}
+	if _, err := h.store.CreateToken(ctx, store.Token{Name: "later", Hash: hash(later)}); err != nil {
+		t.Fatal(err)
+	}
+	if c := get(cached, later); c != 200 {
+		t.Errorf("token created after a failed attempt = %d, want 200 (failures are not cached)", c)
 	}
 }
 

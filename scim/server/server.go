@@ -14,6 +14,7 @@ type handler struct {
 	metrics *metrics
 	types   map[string]*resourceType // "User", "Group"
 	disc    discovery
+	tokens  *tokenCache
 	toucher
 }
 
@@ -28,7 +29,7 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &handler{cfg: cfg, metrics: m, types: map[string]*resourceType{}}
+	h := &handler{cfg: cfg, metrics: m, types: map[string]*resourceType{}, tokens: newTokenCache(cfg.TokenCacheTTL)}
 	h.touched = map[string]time.Time{}
 	if err := h.buildDiscovery(); err != nil {
 		return nil, err

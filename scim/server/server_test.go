@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,7 +26,13 @@ type hub struct {
 	srv    *httptest.Server
 	reg    *prometheus.Registry
 	target rfctest.Target
+	// skew moves the handler's clock forward (nanoseconds), e.g. past the
+	// token cache's TTL.
+	skew atomic.Int64
 }
+
+// advance moves the handler's clock forward by d.
+func (h *hub) advance(d time.Duration) { h.skew.Add(int64(d)) }
 
 const (
 	adminSecret    = "admin-secret-for-tests-0123456789"
@@ -63,6 +71,7 @@ func newHub(tb testing.TB) *hub {
 		Registerer:   reg,
 		HashPassword: password.Hash,
 		MaxPageSize:  50,
+		Clock:        func() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) },
 	})
 	if err != nil {
 		tb.Fatalf("server.New: %v", err)
