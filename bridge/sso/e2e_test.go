@@ -13,6 +13,7 @@ import (
 // outside the restricted audience refused, and single logout ending the hub
 // session too.
 func TestSSO(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, hubOpts{})
 	alice := h.user(t, "alice", "alice-pw")
 	bob := h.user(t, "bob", "bob-pw")
@@ -94,6 +95,7 @@ func TestSSO(t *testing.T) {
 // signatures carry r || s (XML-DSig 1.1) where the SP's XML library verifies
 // DER only, and logs out (the hub's signed logout answer).
 func TestSSOECDSA(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, hubOpts{ecdsa: true})
 	alice := h.user(t, "alice", "alice-pw")
 	b := startBridge(t, "sqlite:"+filepath.Join(t.TempDir(), "bridge.db"), "")

@@ -41,11 +41,13 @@ func (b *browser) localLogin(bridgeBase, username, password string) (*http.Respo
 // while it runs: connect accounts use SSO then); with it off no hash
 // reaches the bridge and the local form never lets the user in.
 func TestPasswordHashes(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name   string
 		hashes bool
 	}{{"on", true}, {"off", false}} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			h := startHub(t, hubOpts{hashes: tt.hashes})
 			alice := h.user(t, "alice", "alice-pw")
 			dsn := "sqlite:" + filepath.Join(t.TempDir(), "bridge.db")

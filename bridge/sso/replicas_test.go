@@ -119,6 +119,7 @@ func (f *front) add(name string, b *bridgeProc) {
 // ACS and sent again — to the other replica, or to both at once — is
 // refused.
 func TestReplicas(t *testing.T) {
+	t.Parallel()
 	redis := privateRedis(t)
 	store := postgresSchema(t)
 	h := startHub(t, hubOpts{})

@@ -16,6 +16,7 @@ import (
 // TestAutoSSO: with the bridge setting auto-sso on and one hub, /login goes
 // straight to the hub; /login?local=1 still shows the page.
 func TestAutoSSO(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, hubOpts{})
 	alice := h.user(t, "alice", "alice-pw")
 	b := startBridge(t, "sqlite:"+filepath.Join(t.TempDir(), "bridge.db"), "")
@@ -42,6 +43,7 @@ func TestAutoSSO(t *testing.T) {
 // accounts (their sessions stop passing forward auth) and takes the hub off
 // the login page.
 func TestServersRemove(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, hubOpts{})
 	alice := h.user(t, "alice", "alice-pw")
 	b := startBridge(t, "sqlite:"+filepath.Join(t.TempDir(), "bridge.db"), "", "removal-action=suspend")
