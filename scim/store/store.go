@@ -38,6 +38,10 @@ type Query struct {
 	Count      int
 	UseCursor  bool
 	Cursor     string
+	// IDs, when non-nil, limits the listing to the resources with these ids
+	// (at most 1,000; ids of no resource are left out): one statement loads
+	// a batch of known resources, e.g. those of a Changes page.
+	IDs []string
 	// Members asks ListGroups to load each group's members.
 	Members bool
 	// Scope, when set, limits the listing to what a client may read: users in

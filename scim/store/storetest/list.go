@@ -462,3 +462,84 @@ func testCursorPaging(t *testing.T, s store.Store) {
 		t.Errorf("group cursor paging: %v", names)
 	}
 }
+
+// testListByIDs checks Query.IDs: the listing holds exactly the resources
+// named (unknown and repeated ids are harmless), in the usual order, with
+// groups filled, a true total, the scope applied, and a bound on the ids.
+func testListByIDs(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	var us []scim.User
+	for i := range 5 {
+		us = append(us, createUser(t, s, scim.User{UserName: fmt.Sprintf("byid-%d", i)}))
+	}
+	g := kindGroup(t, s, "ById", scim.KindAudience, us[1].ID, us[3].ID)
+	other := createGroup(t, s, scim.Group{DisplayName: "Other"})
+
+	ids := []string{us[3].ID, us[1].ID, "no-such-id", us[3].ID, g.ID}
+	p, err := s.ListUsers(ctx, store.Query{IDs: ids, StartIndex: 1, Count: len(ids)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"byid-1", "byid-3"}, userNames(p)); diff != "" || p.Total != 2 {
+		t.Fatalf("ListUsers by ids: total %d, (-want +got):\n%s", p.Total, diff)
+	}
+	for _, u := range p.Items {
+		if len(u.Groups) != 1 || u.Groups[0].Value != g.ID || u.Groups[0].Display != "ById" {
+			t.Errorf("%s groups = %v, want [ById]", u.UserName, u.Groups)
+		}
+		if u.Meta == nil || u.Meta.Version == "" {
+			t.Errorf("%s has no meta: %+v", u.UserName, u.Meta)
+		}
+	}
+	// A page smaller than the list still reports every match.
+	p, err = s.ListUsers(ctx, store.Query{IDs: ids, StartIndex: 1, Count: 1})
+	if err != nil || p.Total != 2 || len(p.Items) != 1 || p.Items[0].UserName != "byid-1" {
+		t.Fatalf("ListUsers by ids, count 1: total %d, %v, %v", p.Total, userNames(p), err)
+	}
+	// With a filter too, both apply.
+	f := mustParse(t, scim.UserResourceType, `userName eq "byid-3"`)
+	if p, err = s.ListUsers(ctx, store.Query{IDs: ids, Filter: f, StartIndex: 1, Count: 10}); err != nil || p.Total != 1 || len(p.Items) != 1 {
+		t.Fatalf("ListUsers by ids and filter: total %d, %v, %v", p.Total, userNames(p), err)
+	}
+	// Non-nil and empty: nothing (nil would mean every user).
+	if p, err = s.ListUsers(ctx, store.Query{IDs: []string{}, StartIndex: 1, Count: 10}); err != nil || p.Total != 0 || len(p.Items) != 0 {
+		t.Fatalf("ListUsers by no ids: total %d, %v, %v", p.Total, userNames(p), err)
+	}
+
+	gp, err := s.ListGroups(ctx, store.Query{IDs: []string{other.ID, us[0].ID, g.ID}, StartIndex: 1, Count: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gp.Total != 2 || len(gp.Items) != 2 || gp.Items[0].ID != g.ID || gp.Items[1].ID != other.ID || gp.Items[0].Members != nil {
+		t.Fatalf("ListGroups by ids = total %d, %+v", gp.Total, gp.Items)
+	}
+	gp, err = s.ListGroups(ctx, store.Query{IDs: []string{g.ID}, StartIndex: 1, Count: 10, Members: true})
+	if err != nil || len(gp.Items) != 1 || len(gp.Items[0].Members) != 2 {
+		t.Fatalf("ListGroups by ids with members = %+v, %v", gp.Items, err)
+	}
+
+	// Inside a client's scope: only its audience's members, only its groups.
+	cs := clientsOf(t, s)
+	c, err := cs.CreateClient(ctx, store.Client{Name: "ByIds", URL: "https://byids.example/", RestrictAudience: g.ID, Groups: []string{g.ID}}, bridgeToken("byids"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &store.Scope{ClientID: c.ID, RestrictAudience: g.ID, Version: c.ScopeVersion}
+	all := []string{us[0].ID, us[1].ID, us[2].ID, us[3].ID}
+	if p, err = s.ListUsers(ctx, store.Query{IDs: all, StartIndex: 1, Count: 10, Scope: sc}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"byid-1", "byid-3"}, userNames(p)); diff != "" || p.Total != 2 {
+		t.Fatalf("scoped ListUsers by ids: total %d, (-want +got):\n%s", p.Total, diff)
+	}
+	if gp, err = s.ListGroups(ctx, store.Query{IDs: []string{other.ID, g.ID}, StartIndex: 1, Count: 10, Scope: sc}); err != nil || len(gp.Items) != 1 || gp.Items[0].ID != g.ID {
+		t.Fatalf("scoped ListGroups by ids = %+v, %v", gp.Items, err)
+	}
+
+	many := make([]string, 1001)
+	for i := range many {
+		many[i] = fmt.Sprintf("id-%d", i)
+	}
+	_, err = s.ListUsers(ctx, store.Query{IDs: many, StartIndex: 1, Count: 1000})
+	wantErr(t, "ListUsers with 1,001 ids", err, store.ErrInvalid)
+}

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentCreateSameUserName", testConcurrentCreate},
 		{"GroupCRUD", testGroupCRUD},
 		{"GroupsOnUsers", testGroupsOnUsers},
+		{"ListByIDs", testListByIDs},
 		{"FilterUsers", testFilterUsers},
 		{"FilterGroups", testFilterGroups},
 		{"FilterRejected", testFilterRejected},
@@ -461,11 +462,15 @@ func testGroupsOnUsers(t *testing.T, s store.Store) {
 	other := createUser(t, s, scim.User{UserName: "other"})
 	g1 := createGroup(t, s, scim.Group{DisplayName: "Alpha", Members: []scim.Member{{Value: u.ID}, {Value: other.ID}}})
 	g2 := createGroup(t, s, scim.Group{DisplayName: "Beta", Connect: &scim.ConnectGroup{Kind: scim.KindAudience}, Members: []scim.Member{{Value: u.ID}}})
+	// Names with the characters a store might use to pack groups into a row.
+	g3 := createGroup(t, s, scim.Group{DisplayName: `Delta %2C,%7C|%25% "x" \ ;`, Members: []scim.Member{{Value: u.ID}}})
+	g4 := createGroup(t, s, scim.Group{DisplayName: "Gamma, 100% | Team\n\u00e9t\u00e9", Members: []scim.Member{{Value: u.ID}}})
 	got, err := s.GetUser(ctx, u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []scim.GroupRef{{Value: g1.ID, Display: "Alpha", Type: "direct"}, {Value: g2.ID, Display: "Beta", Type: "direct"}}
+	want := []scim.GroupRef{{Value: g1.ID, Display: "Alpha", Type: "direct"}, {Value: g2.ID, Display: "Beta", Type: "direct"},
+		{Value: g3.ID, Display: g3.DisplayName, Type: "direct"}, {Value: g4.ID, Display: g4.DisplayName, Type: "direct"}}
 	sortRefs := func(r []scim.GroupRef) { sort.Slice(r, func(i, j int) bool { return r[i].Display < r[j].Display }) }
 	sortRefs(got.Groups)
 	if diff := cmp.Diff(want, got.Groups); diff != "" {

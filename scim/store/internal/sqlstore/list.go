@@ -17,9 +17,12 @@ import (
 
 // listSpec describes one resource table for listing.
 type listSpec struct {
-	table   string // "users u"
-	alias   string // "u"
-	cols    string // selected columns before pk and the sort key
+	table string // "users u"
+	alias string // "u"
+	cols  string // selected columns before pk and the sort key
+	// more, when set, writes further selected columns (", …") after cols;
+	// they may depend on the query's scope.
+	more    func(b *builder, sc *store.Scope)
 	m       *mapping
 	notNull map[string]bool // sort columns that are never NULL
 	counter string          // store_meta key counting the rows
@@ -27,7 +30,11 @@ type listSpec struct {
 
 var usersSpec = listSpec{
 	table: "users u", alias: "u", counter: "users",
-	cols:    "u.id, u.doc, u.version, u.created, u.modified",
+	cols: "u.id, u.doc, u.version, u.created, u.modified",
+	more: func(b *builder, sc *store.Scope) {
+		b.w(", ")
+		scopedGroupsAgg(b, "u", sc)
+	},
 	notNull: map[string]bool{"u.id": true, "u.user_name": true, "u.created": true, "u.modified": true},
 }
 
@@ -36,6 +43,9 @@ var groupsSpec = listSpec{
 	cols:    groupCols,
 	notNull: map[string]bool{"g.id": true, "g.display_name": true, "g.created": true, "g.modified": true},
 }
+
+// maxIDs bounds Query.IDs (bind parameters of one statement).
+const maxIDs = 1000
 
 // fewRows is the match count up to which a filtered page is sorted rather
 // than read in index order (see orderBy).
@@ -159,14 +169,19 @@ func decodeCursor(text string, k sortKey) (cursor, error) {
 	return c, nil
 }
 
-// where writes the WHERE clause of q's filter (and of the cursor position when
-// after is set) to b; it writes "1=1" when there is nothing to filter.
-func (s *Store) where(b *builder, spec *listSpec, e filter.Expr, sc *store.Scope, k sortKey, after *cursor) error {
+// where writes the WHERE clause of q's filter, scope and ids (and of the
+// cursor position when after is set) to b; it writes "1=1" when there is
+// nothing to filter.
+func (s *Store) where(b *builder, spec *listSpec, q *store.Query, k sortKey, after *cursor) error {
+	e, sc := q.Filter, q.Scope
 	b.w(" WHERE 1=1")
 	if spec.counter == "users" {
 		scopeUsers(b, spec.alias, sc)
 	} else {
 		scopeGroupIDs(b, spec.alias+".id", sc)
+	}
+	if q.IDs != nil {
+		b.w(" AND ", spec.alias, ".id IN ").in(q.IDs)
 	}
 	if e != nil {
 		cond, args, err := filter.SQL(e, spec.m, s.d.Filter, len(b.args)+1)
@@ -257,19 +272,27 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 		}
 		after = &c
 	}
-	// A filter that matches at most one resource needs no COUNT when the page
-	// starts at the first match: the page holds them all (see countless).
-	countless := q.Count > 0 && after == nil && q.StartIndex <= 1 && atMostOne(q.Filter)
+	if q.IDs != nil && len(q.IDs) == 0 {
+		return 0, "", false, nil
+	}
+	if len(q.IDs) > maxIDs {
+		return 0, "", false, fmt.Errorf("%w: more than %d ids", store.ErrInvalid, maxIDs)
+	}
+	// A filter that matches at most one resource, or a list of ids the page
+	// has room for, needs no COUNT when the page starts at the first match:
+	// the page holds them all (see countless).
+	countless := q.Count > 0 && after == nil && q.StartIndex <= 1 &&
+		(atMostOne(q.Filter) || (q.IDs != nil && len(q.IDs) <= q.Count))
 	switch {
 	case countless:
 		total = fewRows // only steers orderBy; set from the page below
-	case q.Filter == nil && q.Scope == nil:
+	case q.Filter == nil && q.Scope == nil && q.IDs == nil:
 		// Kept by every create and delete (see journal).
 		err = s.r.QueryRowContext(ctx, s.q(`SELECT value FROM store_meta WHERE key = ?`), spec.counter).Scan(&total)
 	default:
 		cb := s.newBuilder()
 		cb.w("SELECT COUNT(*) FROM ", spec.table)
-		if err := s.where(cb, spec, q.Filter, q.Scope, k, nil); err != nil {
+		if err := s.where(cb, spec, &q, k, nil); err != nil {
 			return 0, "", false, err
 		}
 		err = s.r.QueryRowContext(ctx, cb.String(), cb.args...).Scan(&total)
@@ -285,8 +308,12 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 	if k.expr != "" {
 		keyCol = k.expr
 	}
-	b.w("SELECT ", spec.cols, ", ", spec.alias, ".pk, ", keyCol, " FROM ", spec.table)
-	if err := s.where(b, spec, q.Filter, q.Scope, k, after); err != nil {
+	b.w("SELECT ", spec.cols)
+	if spec.more != nil {
+		spec.more(b, q.Scope)
+	}
+	b.w(", ", spec.alias, ".pk, ", keyCol, " FROM ", spec.table)
+	if err := s.where(b, spec, &q, k, after); err != nil {
 		return 0, "", false, err
 	}
 	limit := q.Count
@@ -305,7 +332,7 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 		limit = min(limit, total-offset)
 		offset = total - offset - limit
 	}
-	b.w(k.orderByDir(spec.alias, (q.Filter != nil || q.Scope != nil) && total <= fewRows, reversed))
+	b.w(k.orderByDir(spec.alias, (q.Filter != nil || q.Scope != nil || q.IDs != nil) && total <= fewRows, reversed))
 	b.w(" LIMIT ", b.arg(limit))
 	if offset > 0 {
 		b.w(" OFFSET ", b.arg(offset))
@@ -380,21 +407,25 @@ func normKey(v any, isInt bool) any {
 	return v
 }
 
-// ListUsers implements store.Store.
+// ListUsers implements store.Store. A user's groups come in its row
+// (groupsAgg), so a page is one statement.
 func (s *Store) ListUsers(ctx context.Context, q store.Query) (store.Page[scim.User], error) {
 	spec := usersSpec
 	spec.m = s.users
 	var page store.Page[scim.User]
-	var id, doc string
+	var id string
+	var doc sql.RawBytes // decoded in the row callback, before the next row
+	var groups sql.NullString
 	var version, created, modified int64
 	var derr error
 	total, next, reversed, err := s.list(ctx, &spec, q,
-		func() []any { return []any{&id, &doc, &version, &created, &modified} },
+		func() []any { return []any{&id, &doc, &version, &created, &modified, &groups} },
 		func(int64) {
 			u, err := decodeUser(id, doc, version, created, modified)
 			if err != nil && derr == nil {
 				derr = err
 			}
+			u.Groups = parseGroups(groups.String)
 			page.Items = append(page.Items, u)
 		})
 	if err == nil {
@@ -407,19 +438,6 @@ func (s *Store) ListUsers(ctx context.Context, q store.Query) (store.Page[scim.U
 		slices.Reverse(page.Items)
 	}
 	page.Total, page.NextCursor = total, next
-	if len(page.Items) > 0 {
-		ids := make([]string, len(page.Items))
-		for i := range page.Items {
-			ids[i] = page.Items[i].ID
-		}
-		groups, err := s.userGroups(ctx, s.r, ids, q.Scope)
-		if err != nil {
-			return store.Page[scim.User]{}, fmt.Errorf("list users: %w", err)
-		}
-		for i := range page.Items {
-			page.Items[i].Groups = groups[page.Items[i].ID]
-		}
-	}
 	return page, nil
 }
 

@@ -25,10 +25,58 @@ department, manager_value, manager_display, email_verified, doc`
 
 const nUserCols = 26
 
-// userSelect reads a user and its groups in one statement (one row per group).
-const userSelect = `SELECT u.pk, u.id, u.doc, u.version, u.created, u.modified, gg.id, gg.display_name
-FROM users u LEFT JOIN group_members gm ON gm.member_id = u.id LEFT JOIN groups gg ON gg.pk = gm.group_pk
-WHERE `
+// userSelect reads a user with its groups (groupsAgg) in one statement and
+// one row.
+var userSelect = `SELECT u.id, u.doc, u.version, u.created, u.modified, ` + groupsAgg("u") + ` FROM users u WHERE `
+
+// groupsAgg is a correlated subquery giving the direct groups of the users row
+// alias as one text (parseGroups reads it; NULL for none) in group creation
+// order, so that a user and its groups are one row of one statement.
+// string_agg with ORDER BY is standard SQL that PostgreSQL and SQLite (3.44+)
+// share. scopedGroupsAgg is its form limited to a client's synced groups.
+func groupsAgg(alias string) string {
+	return groupsAggHead + alias + ".id)"
+}
+
+var groupsAggHead = `(SELECT string_agg(` + escGroupText("gg.id") + ` || '|' || ` + escGroupText("gg.display_name") + `, ',' ORDER BY gg.pk)
+FROM group_members gm JOIN groups gg ON gg.pk = gm.group_pk WHERE gm.member_id = `
+
+// escGroupText percent-encodes the separators of groupsAgg in a column.
+func escGroupText(col string) string {
+	return "replace(replace(replace(" + col + ", '%', '%25'), ',', '%2C'), '|', '%7C')"
+}
+
+// scopedGroupsAgg writes groupsAgg(alias) to b, limited to sc's synced groups
+// when sc is set.
+func scopedGroupsAgg(b *builder, alias string, sc *store.Scope) {
+	if sc == nil {
+		b.w(groupsAgg(alias))
+		return
+	}
+	b.w(groupsAggHead, alias, ".id")
+	scopeGroupIDs(b, "gg.id", sc)
+	b.w(")")
+}
+
+// unescGroup undoes escGroupText.
+var unescGroup = strings.NewReplacer("%2C", ",", "%7C", "|", "%25", "%")
+
+// parseGroups reads the text of groupsAgg: "id|displayName" items separated
+// by commas, each part percent-encoded by escGroupText.
+func parseGroups(text string) []scim.GroupRef {
+	if text == "" {
+		return nil
+	}
+	out := make([]scim.GroupRef, 0, strings.Count(text, ",")+1)
+	for item := range strings.SplitSeq(text, ",") {
+		id, name, _ := strings.Cut(item, "|")
+		if strings.IndexByte(item, '%') >= 0 {
+			id, name = unescGroup.Replace(id), unescGroup.Replace(name)
+		}
+		out = append(out, scim.GroupRef{Value: id, Display: name, Type: "direct"})
+	}
+	return out
+}
 
 // prepareUser normalises u for storage and validates what the store relies on.
 func prepareUser(u *scim.User) error {
@@ -438,10 +486,11 @@ func (s *Store) userGroups(ctx context.Context, q queryer, ids []string, sc *sto
 	return out, err
 }
 
-// decodeUser builds a user from its stored row.
-func decodeUser(id, doc string, version, created, modified int64) (scim.User, error) {
+// decodeUser builds a user from its stored row. doc is only read (it may be a
+// sql.RawBytes of the row being scanned).
+func decodeUser(id string, doc []byte, version, created, modified int64) (scim.User, error) {
 	var u scim.User
-	if err := json.Unmarshal([]byte(doc), &u); err != nil {
+	if err := json.Unmarshal(doc, &u); err != nil {
 		return scim.User{}, fmt.Errorf("decode user %s: %w", id, err)
 	}
 	u.ID = id
@@ -449,38 +498,31 @@ func decodeUser(id, doc string, version, created, modified int64) (scim.User, er
 	return u, nil
 }
 
-// getUser runs userSelect with cond and returns the single user.
+// getUser runs userSelect with cond, which matches at most one user.
 func (s *Store) getUser(ctx context.Context, cond string, arg any, what string) (scim.User, error) {
-	rows, err := s.r.QueryContext(ctx, s.q(userSelect+cond+` ORDER BY gg.pk`), arg)
+	rows, err := s.r.QueryContext(ctx, s.q(userSelect+cond), arg)
 	if err != nil {
 		return scim.User{}, fmt.Errorf("get user: %w", err)
 	}
 	defer rows.Close()
-	var u scim.User
-	found := false
-	for rows.Next() {
-		var pk, version, created, modified int64
-		var id, doc string
-		var gid, gname sql.NullString
-		if err := rows.Scan(&pk, &id, &doc, &version, &created, &modified, &gid, &gname); err != nil {
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
 			return scim.User{}, fmt.Errorf("get user: %w", err)
 		}
-		if !found {
-			if u, err = decodeUser(id, doc, version, created, modified); err != nil {
-				return scim.User{}, err
-			}
-			found = true
-		}
-		if gid.Valid {
-			u.Groups = append(u.Groups, scim.GroupRef{Value: gid.String, Display: gname.String, Type: "direct"})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return scim.User{}, fmt.Errorf("get user: %w", err)
-	}
-	if !found {
 		return scim.User{}, fmt.Errorf("user %s: %w", what, store.ErrNotFound)
 	}
+	var id string
+	var doc sql.RawBytes // decoded before the row is released: no copy
+	var version, created, modified int64
+	var groups sql.NullString
+	if err := rows.Scan(&id, &doc, &version, &created, &modified, &groups); err != nil {
+		return scim.User{}, fmt.Errorf("get user: %w", err)
+	}
+	u, err := decodeUser(id, doc, version, created, modified)
+	if err != nil {
+		return scim.User{}, err
+	}
+	u.Groups = parseGroups(groups.String)
 	return u, nil
 }
 
