@@ -185,13 +185,6 @@ func startHub(tb testing.TB, o hubOpts) *hubProc {
 	return h
 }
 
-// restart starts the hub again on the same address and store.
-func (h *hubProc) restart(tb testing.TB) {
-	tb.Helper()
-	h.proc.stop()
-	h.proc = startProc(tb, "hub", h.Base+"/healthz", h.proc.args...)
-}
-
 // user creates a hub user with a password and returns it.
 func (h *hubProc) user(tb testing.TB, name, password string) scim.User {
 	tb.Helper()
