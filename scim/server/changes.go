@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -117,7 +116,6 @@ func (h *handler) changes(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	cache := map[string]any{}
 	hashes := false
 	if len(entries) > 0 {
 		if hashes, err = h.mayReadHashes(ctx); err != nil {
@@ -125,19 +123,20 @@ func (h *handler) changes(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	current, err := h.changeResources(ctx, sc, entries, hashes)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	for _, e := range entries {
 		c := scim.Change{Seq: e.Seq, ResourceType: e.ResourceType, ID: e.ID, Op: e.Op, Reason: e.Reason, At: e.At}
-		if c.Op == scim.ChangeUpsert {
-			res, err := h.changeResource(ctx, cache, e, hashes)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				// Deleted since: report the state the client must reach.
-				c.Op, c.Reason = scim.ChangeRemove, scim.ReasonDeleted
-			case err != nil:
-				h.writeError(w, r, err)
-				return
-			default:
+		if c.Op == scim.ChangeUpsert && (e.ResourceType == "User" || e.ResourceType == "Group") {
+			if res, ok := current[e.ResourceType+"/"+e.ID]; ok {
 				c.Resource = res
+			} else {
+				// Deleted since (or left the scope): report the state the
+				// client must reach.
+				c.Op, c.Reason = scim.ChangeRemove, scim.ReasonDeleted
 			}
 		}
 		resp.Resources = append(resp.Resources, changeRecord{Schemas: []string{scim.SchemaChange}, Change: c})
@@ -148,50 +147,62 @@ func (h *handler) changes(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// changeResource loads the current state of a changed resource once per page.
-// Groups come without members: a bridge reads members of the groups it syncs
-// separately, so one change to a 100,000-member group stays a small record.
-func (h *handler) changeResource(ctx context.Context, cache map[string]any, e store.JournalEntry, hashes bool) (any, error) {
-	key := e.ResourceType + "/" + e.ID
-	if v, ok := cache[key]; ok {
-		if err, isErr := v.(error); isErr {
+// changeBatch is how many resources of a Changes page one store query loads.
+const changeBatch = 500
+
+// changeResources loads the current state of the resources the upserts of a
+// Changes page name, keyed "User/id" and "Group/id": one query per resource
+// type (and per changeBatch ids), inside the caller's scope. A resource that
+// is missing no longer exists for the caller. Groups come without members: a
+// bridge reads members of the groups it syncs separately, so one change to a
+// 100,000-member group stays a small record.
+func (h *handler) changeResources(ctx context.Context, sc *store.Scope, entries []store.JournalEntry, hashes bool) (map[string]any, error) {
+	var users, groups []string
+	seen := map[string]bool{}
+	for _, e := range entries {
+		key := e.ResourceType + "/" + e.ID
+		if e.Op != scim.ChangeUpsert || seen[key] {
+			continue
+		}
+		seen[key] = true
+		switch e.ResourceType {
+		case "User":
+			users = append(users, e.ID)
+		case "Group":
+			groups = append(groups, e.ID)
+		}
+	}
+	out := make(map[string]any, len(seen))
+	userProj := projection{}
+	if hashes {
+		// The feed carries hashes whenever the caller may read them
+		// (DESIGN.md §3: sent only with sync-password-hashes on).
+		userProj = projection{hashes: true, attrs: []attrRef{{ext: scim.SchemaConnectUser, attr: "passwordHash"}}}
+	}
+	for lo := 0; lo < len(users); lo += changeBatch {
+		ids := users[lo:min(lo+changeBatch, len(users))]
+		p, err := h.cfg.Store.ListUsers(ctx, store.Query{IDs: ids, StartIndex: 1, Count: len(ids), Scope: sc})
+		if err != nil {
 			return nil, err
 		}
-		return v, nil
-	}
-	var (
-		v   any
-		err error
-	)
-	switch e.ResourceType {
-	case "User":
-		var u scim.User
-		if u, err = h.getUser(ctx, e.ID); err == nil {
-			p := projection{}
-			if hashes {
-				// The feed carries hashes whenever the caller may read them
-				// (DESIGN.md §3: sent only with sync-password-hashes on).
-				p = projection{hashes: true, attrs: []attrRef{{ext: scim.SchemaConnectUser, attr: "passwordHash"}}}
-			}
-			h.prepareUser(&u, p)
-			v = &u
+		for i := range p.Items {
+			u := &p.Items[i]
+			h.prepareUser(u, userProj)
+			out["User/"+u.ID] = u
 		}
-	case "Group":
-		var g scim.Group
-		if g, err = h.getGroup(ctx, e.ID, false); err == nil {
-			h.prepareGroup(&g, projection{excluded: []attrRef{{attr: "members"}}})
-			v = &g
+	}
+	groupProj := projection{excluded: []attrRef{{attr: "members"}}}
+	for lo := 0; lo < len(groups); lo += changeBatch {
+		ids := groups[lo:min(lo+changeBatch, len(groups))]
+		p, err := h.cfg.Store.ListGroups(ctx, store.Query{IDs: ids, StartIndex: 1, Count: len(ids), Scope: sc})
+		if err != nil {
+			return nil, err
 		}
-	default:
-		return nil, nil
+		for i := range p.Items {
+			g := &p.Items[i]
+			h.prepareGroup(g, groupProj)
+			out["Group/"+g.ID] = g
+		}
 	}
-	if errors.Is(err, store.ErrNotFound) {
-		cache[key] = err
-		return nil, err
-	}
-	if err != nil {
-		return nil, err
-	}
-	cache[key] = v
-	return v, nil
+	return out, nil
 }
