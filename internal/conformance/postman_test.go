@@ -70,11 +70,15 @@ func buildConnect(t *testing.T) string {
 }
 
 // startHub runs `connect hub serve` on a fresh SQLite store and returns its base URL
-// and an admin token.
+// and an admin token (named "postman").
 func startHub(t *testing.T, bin string) (base, token string) {
 	t.Helper()
-	dir := t.TempDir()
-	dsn := "sqlite:" + filepath.Join(dir, "hub.db")
+	return startHubOn(t, bin, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+}
+
+// startHubOn runs `connect hub serve` on the store dsn.
+func startHubOn(t *testing.T, bin, dsn string) (base, token string) {
+	t.Helper()
 	out, err := exec.Command(bin, "hub", "tokens", "create", "--store", dsn, "--name", "postman").Output()
 	if err != nil {
 		t.Fatalf("tokens create: %v", err)
