@@ -46,6 +46,10 @@ type SAMLConfig struct {
 	// login throttle believes; without them every login behind a proxy
 	// would count against the proxy's address.
 	TrustedProxies []netip.Prefix
+	// GC is the garbage-collector tuning `hub serve` applies to its process
+	// with TuneGC (saml_gc.go: chosen for signed-response throughput under
+	// a bounded memory); New does not apply it, the process is the caller's.
+	GC GCSettings
 }
 
 // clientIP returns the request's source address: RemoteAddr, or, when that
@@ -112,6 +116,9 @@ func (c SAMLConfig) validate() error {
 	}
 	if err := c.Upstream.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := c.GC.validate(); err != nil {
+		errs = append(errs, fmt.Errorf("gc: %w", err))
 	}
 	return errors.Join(errs...)
 }
