@@ -157,6 +157,7 @@ func hubServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer hub.TuneGC(s.saml.GC)()
 	return h.Serve(c.Context, ln)
 }
 

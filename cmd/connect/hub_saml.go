@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,6 +30,10 @@ const (
 	flagUpstreamMatch    = "upstream-match-attribute"
 	flagUpstreamCreate   = "upstream-create-users"
 	flagTrustedProxies   = "trusted-proxies"
+
+	// GC tuning of the serving process (hub.TuneGC).
+	flagGCPercent   = "gc-percent"
+	flagMemoryLimit = "memory-limit"
 )
 
 func samlServeFlags() []cli.Flag {
@@ -41,6 +46,8 @@ func samlServeFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagUpstreamMatch, Usage: "asserted attribute that finds the hub user, ATTR[=FIELD] with FIELD email, userName, externalId or employeeNumber", Value: "email", EnvVars: hubEnv(flagUpstreamMatch)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagTrustedProxies, Usage: "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For the login rate limits believe", EnvVars: hubEnv(flagTrustedProxies)}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: flagUpstreamCreate, Usage: "create a hub user at the first upstream login when none matches", EnvVars: hubEnv(flagUpstreamCreate)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagGCPercent, Usage: "garbage collector GOGC of the serving process (0: keep GOGC; a set GOGC wins over the default)", Value: strconv.Itoa(hub.DefaultGCPercent), EnvVars: hubEnv(flagGCPercent)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagMemoryLimit, Usage: "soft memory limit of the serving process, e.g. 384MiB or 2GiB (0: keep GOMEMLIMIT; a set GOMEMLIMIT wins over the default)", Value: "384MiB", EnvVars: hubEnv(flagMemoryLimit)}),
 	}
 }
 
@@ -55,6 +62,20 @@ func loadSAMLSettings(c *cli.Context) (hub.SAMLConfig, []error) {
 	}}
 	if _, err := idp.NormalizeAlgorithm(cfg.Algorithm); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", flagSAMLSigning, err))
+	}
+	var err error
+	if cfg.GC.Percent, err = hub.ParseGCPercent(c.String(flagGCPercent)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", flagGCPercent, err))
+	}
+	if cfg.GC.MemoryLimit, err = hub.ParseMemoryLimit(c.String(flagMemoryLimit)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", flagMemoryLimit, err))
+	}
+	// The runtime's own variables, when set, win over the defaults.
+	if !c.IsSet(flagGCPercent) && os.Getenv("GOGC") != "" {
+		cfg.GC.Percent = 0
+	}
+	if !c.IsSet(flagMemoryLimit) && os.Getenv("GOMEMLIMIT") != "" {
+		cfg.GC.MemoryLimit = 0
 	}
 	for _, p := range strings.Split(c.String(flagTrustedProxies), ",") {
 		if p = strings.TrimSpace(p); p == "" {
