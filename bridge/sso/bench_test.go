@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/connectsso/connect/scim"
 )
 
 // ssoEnv is a hub and a bridge process connected by the handshake, with
@@ -25,9 +27,10 @@ type ssoEnv struct {
 func newSSOEnv(b *testing.B, redis string, users int) *ssoEnv {
 	b.Helper()
 	h := startHub(b, hubOpts{})
-	created := h.CreateUsers(b, "user", users)
-	for _, u := range created {
-		connectCmd(b, "pw-"+u.UserName+"\n", "hub", "users", "set-password", "--store", h.DSN, u.UserName)
+	created := make([]scim.User, users)
+	for i := range created {
+		name := "user" + pad4(i)
+		created[i] = h.user(b, name, "pw-"+name)
 	}
 	br := startBridge(b, "sqlite:"+filepath.Join(b.TempDir(), "bridge.db"), redis)
 	env := &ssoEnv{h: h, b: br, server: connectHub(b, h, br)}

@@ -188,9 +188,9 @@ func startHub(tb testing.TB, o hubOpts) *hubProc {
 // user creates a hub user with a password and returns it.
 func (h *hubProc) user(tb testing.TB, name, password string) scim.User {
 	tb.Helper()
-	u := h.CreateUser(tb, hubtest.User(name))
-	connectCmd(tb, password+"\n", "hub", "users", "set-password", "--store", h.DSN, name)
-	return u
+	u := hubtest.User(name)
+	u.Password = password // the hub hashes it
+	return h.CreateUser(tb, u)
 }
 
 // bridgeProc is a running bridge.
