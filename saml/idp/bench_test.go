@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"crypto"
 	"net/http/httptest"
 	"net/url"
 	"testing"
@@ -51,3 +52,52 @@ func benchmarkCrewjam(b *testing.B, alg string) {
 
 func BenchmarkCrewjamResponseRSA(b *testing.B)   { benchmarkCrewjam(b, AlgRSA) }
 func BenchmarkCrewjamResponseECDSA(b *testing.B) { benchmarkCrewjam(b, AlgECDSA) }
+
+// benchmarkWriter measures this package's Response writer alone (the same
+// assertion, two signatures, the form): what an SSO costs once the request
+// is parsed and the session found.
+func benchmarkWriter(b *testing.B, alg string) {
+	f := newResponseFixture(b, alg, "https://sp.example/acs")
+	now := time.Now()
+	s := &saml.Session{ID: "s", NameID: "u", UserName: "alice", UserEmail: "a@example.org", CreateTime: now, ExpireTime: now.Add(time.Hour), Index: "_i"}
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		req := f.request(b, s, "id-1", "", now, true)
+		if err := writeSignedResponse(httptest.NewRecorder(), req, f.sign, newResponseID()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if used := cpuTime() - cpu0; used > 0 {
+		b.ReportMetric(float64(b.N)/used.Seconds(), "responses/cpu-s")
+	}
+}
+
+func BenchmarkResponseWriterRSA(b *testing.B)   { benchmarkWriter(b, AlgRSA) }
+func BenchmarkResponseWriterECDSA(b *testing.B) { benchmarkWriter(b, AlgECDSA) }
+
+// benchmarkSignatures measures the two bare signatures (over SHA-256
+// digests) every Response needs: the ceiling of any SSO path with that key.
+func benchmarkSignatures(b *testing.B, alg string) {
+	k, err := GenerateKey(alg, "idp", time.Now(), time.Time{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, _, _, _ := ParseKeyPair(k.KeyPEM, k.CertPEM)
+	s := xmldsigSigner(signer)
+	digest := make([]byte, 32)
+	cpu0 := cpuTime()
+	for b.Loop() {
+		for range 2 {
+			if _, err := s.Sign(nil, digest, crypto.SHA256); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if used := cpuTime() - cpu0; used > 0 {
+		b.ReportMetric(float64(b.N)/used.Seconds(), "pairs/cpu-s")
+	}
+}
+
+func BenchmarkTwoSignaturesRSA(b *testing.B)   { benchmarkSignatures(b, AlgRSA) }
+func BenchmarkTwoSignaturesECDSA(b *testing.B) { benchmarkSignatures(b, AlgECDSA) }
