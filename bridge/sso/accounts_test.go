@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,7 +117,11 @@ func TestAccountsRules(t *testing.T) {
 	out := h.CreateUser(t, verified("out"))
 	h.CreateGroup(t, "Staff", "audience", dave.ID, erin.ID, root.ID, fay.ID, gus.ID)
 	env := newInProcess(t, h, map[string]string{"migrate-local-accounts": "true", "account-mapping": "email", "removal-action": "suspend"},
-		"--restrict-audience", "Staff")
+		"--restrict-audience", "Staff", "--audience", "Staff")
+	// The local Staff group exists (with no members: no account yet).
+	if _, err := env.eng.RunTask(ctx, env.server, bridge.TaskCollections, bridge.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	localDave := env.manual(t, "dave.local", "dave@example.org", false)
 	env.manual(t, "erin1", "erin@example.org", false)
 	env.manual(t, "erin2", "ERIN@example.org", false)
@@ -146,7 +151,7 @@ func TestAccountsRules(t *testing.T) {
 	// Connect (as the removal action does) while the hub still serves her:
 	// the next login lifts it.
 	fu, err := env.login(t, fay.ID)
-	if err != nil || fu.Username != bridge.GeneratedUsername(env.server, fay.ID, 0) {
+	if err != nil || fu.Username != bridge.GeneratedUsername(env.server, fay.ID, 0) || strings.Join(fu.Groups, ",") != "Staff" {
 		t.Fatalf("fay: %+v %v", fu, err)
 	}
 	suspend := func(id, by string) {

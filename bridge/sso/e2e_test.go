@@ -56,7 +56,8 @@ func TestSSO(t *testing.T) {
 	if !ok || !strings.HasPrefix(jit.Username, "tc") || jit.Auth != "connect" || jit.Email != "carol@example.org" {
 		t.Fatalf("JIT account: %+v", jit)
 	}
-	if resp := bc.auth(b.base); resp.StatusCode != http.StatusAccepted || resp.Header.Get("X-Connect-User") != jit.Username {
+	if resp := bc.auth(b.base); resp.StatusCode != http.StatusAccepted || resp.Header.Get("X-Connect-User") != jit.Username ||
+		resp.Header.Get("X-Connect-Groups") != "Staff" {
 		t.Fatalf("JIT forward auth: %d %v", resp.StatusCode, resp.Header)
 	}
 
