@@ -51,7 +51,7 @@ func bridgeServersConnectCommand() *cli.Command {
 	return &cli.Command{Name: "connect",
 		Usage: "make a setup secret for `connect hub clients add`; prints the Client URL and the secret",
 		Flags: []cli.Flag{
-			altsrc.NewStringFlag(&cli.StringFlag{Name: flagURL, Usage: "the bridge's public URL (default: the one `bridge serve` recorded)", EnvVars: bridgeEnv(flagURL)}),
+			altsrc.NewStringFlag(&cli.StringFlag{Name: flagURL, Usage: "the bridge's public URL (default: the one \"bridge serve\" recorded)", EnvVars: bridgeEnv(flagURL)}),
 			&cli.DurationFlag{Name: "ttl", Usage: "how long the secret stays usable", Value: bridge.DefaultSetupSecretTTL},
 		},
 		Action: bridgeServersConnect}

@@ -28,10 +28,10 @@ func clientOptionFlags(add bool) []cli.Flag {
 	}
 	if add {
 		fs = append(fs,
-			&cli.StringFlag{Name: "url", Usage: "the bridge's Client URL (printed by `connect bridge servers connect`)"},
-			&cli.StringFlag{Name: "secret", Usage: "the bridge's setup secret (printed by `connect bridge servers connect`); \"-\" reads it from stdin", EnvVars: hubEnv("client-secret")},
-			&cli.StringFlag{Name: "hub-url", Usage: "this hub's public URL (default: the one `hub serve` recorded in the store)"},
-			&cli.StringFlag{Name: "hub-name", Usage: "this hub's display name (default: the one `hub serve` recorded)"},
+			&cli.StringFlag{Name: "url", Usage: "the bridge's Client URL (printed by \"connect bridge servers connect\")"},
+			&cli.StringFlag{Name: "secret", Usage: "the bridge's setup secret (printed by \"connect bridge servers connect\"); \"-\" reads it from stdin", EnvVars: hubEnv("client-secret")},
+			&cli.StringFlag{Name: "hub-url", Usage: "this hub's public URL (default: the one \"hub serve\" recorded in the store)"},
+			&cli.StringFlag{Name: "hub-name", Usage: "this hub's display name (default: the one \"hub serve\" recorded)"},
 			&cli.BoolFlag{Name: "insecure-http", Usage: "allow a plain http:// Client URL that is not on loopback"},
 		)
 	}
