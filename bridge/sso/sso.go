@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -34,9 +35,14 @@ type Config struct {
 	HTTPClient *http.Client
 	// InsecureHTTP accepts plain http hub URLs off loopback in the handshake.
 	InsecureHTTP bool
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
-	Clock        func() time.Time
+	// TrustedProxies are the reverse proxies (nginx) whose X-Forwarded-For
+	// names the client for the local form's per-address throttle.
+	TrustedProxies []netip.Prefix
+	// SessionIdle and SessionLifetime bound a session (0: saml/sp defaults).
+	SessionIdle, SessionLifetime time.Duration
+	Logger                       *slog.Logger
+	Registerer                   prometheus.Registerer
+	Clock                        func() time.Time
 	// Tune, when set, adjusts the SP configuration before it is built (tests,
 	// benchmarks, operator flags).
 	Tune func(*sp.Config)
@@ -97,7 +103,9 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 			}
 			return s.AutoSSO
 		},
-		Logger: cfg.Logger, Registerer: cfg.Registerer, Clock: cfg.Clock,
+		SessionIdle: cfg.SessionIdle, SessionLifetime: cfg.SessionLifetime,
+		ClientIP: ClientIP(cfg.TrustedProxies),
+		Logger:   cfg.Logger, Registerer: cfg.Registerer, Clock: cfg.Clock,
 	}
 	if cfg.Tune != nil {
 		cfg.Tune(&spc)

@@ -17,19 +17,26 @@ import (
 
 	"github.com/connectsso/connect/bridge"
 	"github.com/connectsso/connect/bridge/sso"
+	"github.com/connectsso/connect/saml/sp"
 	"github.com/connectsso/connect/scim"
 )
 
 // SSO flags of `bridge serve` (env CONNECT_BRIDGE_SITE_NAME, …).
 const (
-	flagSiteName     = "site-name"
-	flagInsecureHTTP = "insecure-http"
+	flagSiteName        = "site-name"
+	flagInsecureHTTP    = "insecure-http"
+	flagBridgeProxies   = "trusted-proxies"
+	flagSessionIdle     = "session-idle"
+	flagSessionLifetime = "session-lifetime"
 )
 
 func bridgeSSOFlags() []cli.Flag {
 	return []cli.Flag{
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagSiteName, Usage: "the site's name on the login page (default: the host of --url)", EnvVars: bridgeEnv(flagSiteName)}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: flagInsecureHTTP, Usage: "accept a hub with a plain http:// URL that is not on loopback in the handshake", EnvVars: bridgeEnv(flagInsecureHTTP)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagBridgeProxies, Usage: "comma-separated addresses or CIDRs of reverse proxies (nginx) whose X-Forwarded-For the local login throttle believes", EnvVars: bridgeEnv(flagBridgeProxies)}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: flagSessionIdle, Usage: "a session unused this long ends", Value: sp.DefaultSessionIdle, EnvVars: bridgeEnv(flagSessionIdle)}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: flagSessionLifetime, Usage: "every session ends this long after login", Value: sp.DefaultSessionLifetime, EnvVars: bridgeEnv(flagSessionLifetime)}),
 	}
 }
 
@@ -39,11 +46,16 @@ func newBridgeSSO(c *cli.Context, o bridgeOptions, s *bridgeStores, eng *bridge.
 	if err := sso.RecordURL(c.Context, s.records, o.url); err != nil {
 		o.log.Warn("record the bridge URL (servers connect will need --url)", "err", err)
 	}
+	proxies, err := sso.ParseTrustedProxies(c.String(flagBridgeProxies))
+	if err != nil {
+		return nil, err
+	}
 	return sso.New(c.Context, sso.Config{
 		BaseURL: o.url, SiteName: c.String(flagSiteName),
 		Dir: s.dir, Records: s.records, State: s.state, Sync: eng,
-		InsecureHTTP: c.Bool(flagInsecureHTTP),
-		Logger:       o.log, Registerer: reg,
+		InsecureHTTP: c.Bool(flagInsecureHTTP), TrustedProxies: proxies,
+		SessionIdle: c.Duration(flagSessionIdle), SessionLifetime: c.Duration(flagSessionLifetime),
+		Logger: o.log, Registerer: reg,
 	})
 }
 
