@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -391,4 +392,57 @@ func putServer(ctx context.Context, r Records, s Server) error {
 		return fmt.Errorf("store server: %w", err)
 	}
 	return nil
+}
+
+// MetadataRefresh is the outcome of RefreshHubMetadata for one server.
+type MetadataRefresh struct {
+	Server  Server
+	Changed bool
+	Err     error
+}
+
+// RefreshHubMetadata fetches the IdP metadata of every server connected by
+// the handshake again and replaces the pinned copy when it changed and verify
+// (saml/sp.VerifyMetadataUpdate: signed by a key of the pinned copy) accepts
+// it. This is how a bridge follows a hub's signing-key rollover: the hub
+// publishes the next key before it signs with it. A refused update keeps the
+// pinned copy and is reported; the caller logs it.
+func RefreshHubMetadata(ctx context.Context, r Records, client *http.Client, verify func(pinned, fresh []byte) error) ([]MetadataRefresh, error) {
+	servers, err := ListServers(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handshake{HTTPClient: client}
+	var out []MetadataRefresh
+	for _, s := range servers {
+		if s.Hub == nil || s.Hub.MetadataURL == "" {
+			continue
+		}
+		res := MetadataRefresh{Server: s}
+		fresh, err := h.fetchMetadata(ctx, s.Hub.MetadataURL, s.Hub.EntityID)
+		switch {
+		case err != nil:
+			res.Err = err
+		case bytes.Equal(fresh, s.Hub.Metadata):
+		default:
+			if err := verify(s.Hub.Metadata, fresh); err != nil {
+				res.Err = fmt.Errorf("the hub's new metadata was not accepted: %w", err)
+				break
+			}
+			// Re-read before writing: the server may have been removed or
+			// changed meanwhile.
+			cur, err := FindServer(ctx, r, s.ID)
+			if err != nil || cur.Hub == nil {
+				break
+			}
+			cur.Hub.Metadata = fresh
+			if err := putServer(ctx, r, cur); err != nil {
+				res.Err = err
+				break
+			}
+			res.Server, res.Changed = cur, true
+		}
+		out = append(out, res)
+	}
+	return out, nil
 }

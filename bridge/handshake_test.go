@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,8 +32,9 @@ import (
 // inHub is a hub served in-process (SCIM, IdP metadata, is_hub on the
 // register path) on a loopback port.
 type inHub struct {
-	url string
-	st  *hubsqlite.Store
+	url  string
+	st   *hubsqlite.Store
+	stop func()
 }
 
 func startInHub(t *testing.T) *inHub {
@@ -46,15 +48,24 @@ func startInHub(t *testing.T) *inHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := "http://" + ln.Addr().String()
-	srv, err := hub.New(hub.Config{Name: "Test hub", Listen: ln.Addr().String(), URL: u, Store: st})
+	cancel() // serve has its own context
+	h := &inHub{url: "http://" + ln.Addr().String(), st: st}
+	h.serve(t, ln)
+	t.Cleanup(func() { h.stop(); st.Close() })
+	return h
+}
+
+func (h *inHub) serve(t *testing.T, ln net.Listener) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := hub.New(hub.Config{Name: "Test hub", Listen: ln.Addr().String(), URL: h.url, Store: h.st})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done; st.Close() })
-	return &inHub{url: u, st: st}
+	var once sync.Once
+	h.stop = func() { once.Do(func() { cancel(); <-done }) }
 }
 
 // inBridge is a bridge's handshake endpoints on a SQLite local directory.

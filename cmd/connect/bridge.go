@@ -134,6 +134,9 @@ func bridgeCommand() *cli.Command {
 						&cli.StringFlag{Name: "token", Usage: "bearer token (a read-only hub token)", EnvVars: []string{"CONNECT_BRIDGE_SERVER_TOKEN"}, Required: true},
 					}, Action: bridgeServersAdd}),
 				store(&cli.Command{Name: "list", Usage: "list servers (never their tokens)", Flags: []cli.Flag{jsonFlag}, Action: bridgeServersList}),
+				store(&cli.Command{Name: "refresh-metadata", Usage: "fetch the hubs' SAML metadata now (serve does it every 10 minutes)",
+					Flags:  []cli.Flag{&cli.BoolFlag{Name: "trust-new", Usage: "re-pin without checking it is signed by a pinned key (after a bridge missed a whole key rollover)"}},
+					Action: bridgeServersRefreshMetadata}),
 				store(&cli.Command{Name: "set-token", Usage: "replace a server's token (after `connect hub clients rotate-token`); reads it from stdin", ArgsUsage: "ID|NAME", Action: bridgeServersSetToken}),
 				store(&cli.Command{Name: "remove", Usage: "forget a server and its sync state; a hub is told, and the removal action applies to its accounts", ArgsUsage: "ID|NAME", Action: bridgeServersRemove}),
 			}},
@@ -234,12 +237,14 @@ func bridgeServe(c *cli.Context) error {
 		return err
 	}
 	mux.Handle("/", ssoBridge.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	done := make(chan error, 2)
 	go func() { done <- eng.Serve(ctx, 5*time.Second) }()
+	go refreshHubMetadata(ctx, s.records, o.log, metadataRefreshEvery)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			done <- err
