@@ -512,9 +512,10 @@ func FindClient(ctx context.Context, st store.Store, ref string) (store.Client, 
 	return store.Client{}, fmt.Errorf("no client %q: %w", ref, store.ErrNotFound)
 }
 
-// RemoveClient deletes a client, revokes its token, unregisters its SP and
-// tells the bridge (best effort: a bridge that is gone must not block the
-// removal; its token no longer works either way).
+// RemoveClient deletes a client, revokes its token and unregisters its SP.
+// The bridge is not called (the hub keeps only its token's hash, so it cannot
+// authenticate to the bridge): its next sync gets 401 and reports it, and its
+// operator removes the server there with `connect bridge servers remove`.
 func RemoveClient(ctx context.Context, st store.Store, cn Connect, ref string) (store.Client, error) {
 	cs, err := clientStore(st)
 	if err != nil {
