@@ -451,7 +451,7 @@ func (s *Store) DeleteGroup(ctx context.Context, id string, ifMatch int64) error
 
 // GetGroup implements store.Store.
 func (s *Store) GetGroup(ctx context.Context, id string, members bool) (scim.Group, error) {
-	pk, g, err := scanGroup(s.r.QueryRowContext(ctx, s.q(`SELECT `+groupCols+` FROM groups g WHERE g.id = ?`), id))
+	pk, g, err := scanGroup(s.r.QueryRowContext(bounded(ctx), s.q(`SELECT `+groupCols+` FROM groups g WHERE g.id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return scim.Group{}, fmt.Errorf("group %s: %w", id, store.ErrNotFound)
 	}

@@ -78,7 +78,7 @@ func (s *Store) journal(ctx context.Context, tx *txn, now time.Time, rows []jrow
 // JournalHead implements store.Store.
 func (s *Store) JournalHead(ctx context.Context) (int64, error) {
 	var head int64
-	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&head); err != nil {
+	if err := s.r.QueryRowContext(bounded(ctx), `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&head); err != nil {
 		return 0, fmt.Errorf("journal head: %w", err)
 	}
 	return head, nil
@@ -91,7 +91,8 @@ func (s *Store) Journal(ctx context.Context, after int64, limit int) ([]store.Jo
 	if after < 0 || limit < 0 {
 		return nil, fmt.Errorf("journal: negative cursor or limit: %w", store.ErrInvalid)
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT seq, resource_type, resource_id, op, reason, at, COALESCE(via, '') FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
+	// An index range of at most limit rows (the Changes feed clamps it).
+	rows, err := s.r.QueryContext(bounded(ctx), s.q(`SELECT seq, resource_type, resource_id, op, reason, at, COALESCE(via, '') FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -124,7 +125,7 @@ func (s *Store) Journal(ctx context.Context, after int64, limit int) ([]store.Jo
 
 func (s *Store) journalTrimmed(ctx context.Context) (int64, error) {
 	var v int64
-	err := s.r.QueryRowContext(ctx, `SELECT value FROM store_meta WHERE key = 'journal_trimmed'`).Scan(&v)
+	err := s.r.QueryRowContext(bounded(ctx), `SELECT value FROM store_meta WHERE key = 'journal_trimmed'`).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -206,7 +207,7 @@ func (s *Store) AuditLog(ctx context.Context, limit int) ([]store.AuditEntry, er
 // Setting implements store.Store.
 func (s *Store) Setting(ctx context.Context, key string) (string, error) {
 	var v string
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&v)
+	err := s.r.QueryRowContext(bounded(ctx), s.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("setting %q: %w", key, store.ErrNotFound)
 	}

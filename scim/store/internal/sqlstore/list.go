@@ -288,7 +288,7 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 		total = fewRows // only steers orderBy; set from the page below
 	case q.Filter == nil && q.Scope == nil && q.IDs == nil:
 		// Kept by every create and delete (see journal).
-		err = s.r.QueryRowContext(ctx, s.q(`SELECT value FROM store_meta WHERE key = ?`), spec.counter).Scan(&total)
+		err = s.r.QueryRowContext(bounded(ctx), s.q(`SELECT value FROM store_meta WHERE key = ?`), spec.counter).Scan(&total)
 	default:
 		cb := s.newBuilder()
 		cb.w("SELECT COUNT(*) FROM ", spec.table)
@@ -337,7 +337,12 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 	if offset > 0 {
 		b.w(" OFFSET ", b.arg(offset))
 	}
-	rows, err := s.r.QueryContext(ctx, b.String(), b.args...)
+	pageCtx := ctx
+	if countless {
+		// A unique match or a bounded list of ids: a short lookup.
+		pageCtx = bounded(ctx)
+	}
+	rows, err := s.r.QueryContext(pageCtx, b.String(), b.args...)
 	if err != nil {
 		return 0, "", false, fmt.Errorf("list: %w", err)
 	}

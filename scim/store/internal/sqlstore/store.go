@@ -95,6 +95,14 @@ func (s *Store) Close() error {
 
 func (s *Store) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }
 
+// bounded returns ctx without its cancellation, for a read whose work is
+// bounded: a unique-index lookup or a short LIMITed index range. Watching a
+// cancellable context costs database/sql and the SQLite driver a goroutine
+// each per statement — on SQLite as much CPU as such a lookup itself — and
+// the statement ends within microseconds anyway. Reads that can run long
+// (filters, counts, member lists) keep their context.
+func bounded(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // q returns the dialect's text of a static query (cached).
 func (s *Store) q(query string) string {
 	if v, ok := s.queries.Load(query); ok {

@@ -61,7 +61,7 @@ func scanToken(sc interface{ Scan(...any) error }) (store.Token, error) {
 
 // TokenByHash implements store.Store.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
-	t, err := scanToken(s.r.QueryRowContext(ctx, s.q(`SELECT `+tokenCols+` FROM tokens WHERE hash = ? AND revoked = 0`), hash))
+	t, err := scanToken(s.r.QueryRowContext(bounded(ctx), s.q(`SELECT `+tokenCols+` FROM tokens WHERE hash = ? AND revoked = 0`), hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Token{}, fmt.Errorf("token: %w", store.ErrNotFound)
 	}

@@ -500,7 +500,7 @@ func decodeUser(id string, doc []byte, version, created, modified int64) (scim.U
 
 // getUser runs userSelect with cond, which matches at most one user.
 func (s *Store) getUser(ctx context.Context, cond string, arg any, what string) (scim.User, error) {
-	rows, err := s.r.QueryContext(ctx, s.q(userSelect+cond), arg)
+	rows, err := s.r.QueryContext(bounded(ctx), s.q(userSelect+cond), arg)
 	if err != nil {
 		return scim.User{}, fmt.Errorf("get user: %w", err)
 	}
