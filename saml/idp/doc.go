@@ -102,6 +102,11 @@
 // client system's (its EntityID) only receives users in that client's scope
 // (its restrict audience); others get the error page "No access".
 //
+// The signed Response is written by this package directly in exclusive
+// canonical form (response.go; the same document and signatures crewjam
+// makes, at a fraction of the CPU); Responses to SPs with an encryption key,
+// to HTTP-POST-SimpleSign endpoints and error Responses are crewjam's.
+//
 // ECDSA SignatureValues are r || s as XML-DSig 1.1 §6.4.3 defines them (what
 // xmlsec1, Santuario, lasso and OneLogin verify). SPs built on goxmldsig
 // v1.6.1 (crewjam/saml, gosaml2) verify only DER ECDSA signatures: keep the
