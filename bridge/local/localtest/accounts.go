@@ -673,3 +673,81 @@ func testConcurrentUpserts(t *testing.T, d local.Directory) {
 		t.Fatalf("%d accounts after concurrent upserts of %d hub users", len(all), n)
 	}
 }
+
+// testBatchOrder: a batch gives each item the outcome it would have had written
+// alone, in order — however the backend groups the writes — across a long run
+// of creates with conflicts in its middle, a username freed and then taken, and
+// a hub user put twice.
+func testBatchOrder(t *testing.T, d local.Directory) {
+	taken := create(t, d, manualAccount("Taken"))[0]
+	x := connectAccount(900)
+	x.Username = "x-old"
+	x = create(t, d, x)[0]
+
+	sync := func(i int, name string) local.Put {
+		a := connectAccount(1000 + i)
+		a.Username = name
+		return local.Put{Account: a, Fields: local.SyncFields}
+	}
+	type want struct {
+		op  local.Op
+		err error
+	}
+	var puts []local.Put
+	var wants []want
+	add := func(p local.Put, op local.Op, err error) {
+		puts = append(puts, p)
+		wants = append(wants, want{op, err})
+	}
+	for i := range 150 {
+		add(sync(i, fmt.Sprintf("run-%03d", i)), local.OpCreated, nil)
+	}
+	add(sync(150, "tAKEN"), "", local.ErrConflict) // a stored username, mid-run
+	add(sync(151, "run-151"), local.OpCreated, nil)
+	again := sync(7, "run-007")
+	again.Account.GivenName = "Again"
+	add(again, local.OpUpdated, nil)                 // the hub user of item 7
+	add(sync(152, "RUN-151"), "", local.ErrConflict) // item 151's username
+	add(local.Put{Account: local.Account{ID: x.ID, Username: "x-new"}, Fields: local.FieldUsername}, local.OpUpdated, nil)
+	add(sync(153, "X-Old"), local.OpCreated, nil) // freed by the item before
+	add(sync(154, "x-new"), "", local.ErrConflict)
+	for i := 155; i < 175; i++ {
+		add(sync(i, fmt.Sprintf("run-%03d", i)), local.OpCreated, nil)
+	}
+	if len(puts) > local.MaxBatch {
+		t.Fatalf("test batch of %d", len(puts))
+	}
+	rs := put(t, d, puts...)
+	seen := map[string]int{}
+	for i, r := range rs {
+		w := wants[i]
+		if w.err != nil {
+			wantErr(t, fmt.Sprintf("item %d (%q)", i, puts[i].Account.Username), r.Err, w.err)
+			continue
+		}
+		if r.Err != nil || r.Op != w.op {
+			t.Fatalf("item %d (%q): %s %v, want %s", i, puts[i].Account.Username, r.Op, r.Err, w.op)
+		}
+		if r.Op == local.OpCreated {
+			if j, dup := seen[r.Account.ID]; dup {
+				t.Fatalf("items %d and %d created the same id %s", j, i, r.Account.ID)
+			}
+			seen[r.Account.ID] = i
+			if got := get(t, d, r.Account.ID); got.HubUserID != puts[i].Account.HubUserID || got.Username != puts[i].Account.Username {
+				t.Fatalf("item %d: stored %q (%s), want %q (%s)", i, got.Username, got.HubUserID, puts[i].Account.Username, puts[i].Account.HubUserID)
+			}
+		}
+	}
+	if rs[152].Account.ID != rs[7].Account.ID || get(t, d, rs[7].Account.ID).GivenName != "Again" {
+		t.Fatal("the second put of a hub user did not update the account the first made")
+	}
+	if got := get(t, d, x.ID); got.Username != "x-new" {
+		t.Fatalf("renamed account: %q", got.Username)
+	}
+	if got := get(t, d, taken.ID); got.Auth != local.AuthManual || got.Username != "Taken" {
+		t.Fatalf("the manual account changed: %+v", got)
+	}
+	if n, want := count(t, d, local.AccountQuery{}), int64(2+len(seen)); n != want {
+		t.Fatalf("CountAccounts = %d, want %d", n, want)
+	}
+}

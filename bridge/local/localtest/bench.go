@@ -2,9 +2,12 @@ package localtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,13 +29,16 @@ func BenchAccounts(b *testing.B, def int) int {
 	return def
 }
 
-// SyncAccount is what the engine writes for hub user i of server "hub-1".
+// SyncAccount is what the engine writes for hub user i of server "hub-1": like
+// the engine's, its generated username and the hub's UUID are random, so every
+// batch inserts at random places of the username and hub-key indexes.
 func SyncAccount(i int) local.Account {
+	sum := sha256.Sum256([]byte(strconv.Itoa(i)))
 	return local.Account{
-		Username:      fmt.Sprintf("tc%08d", i),
+		Username:      "tc" + strings.ToLower(base32.StdEncoding.EncodeToString(sum[:8]))[:13],
 		Auth:          local.AuthConnect,
 		Server:        "hub-1",
-		HubUserID:     fmt.Sprintf("%08x-7d2c-4f5e-9a1b-%012x", i, i*7919),
+		HubUserID:     fmt.Sprintf("%x-%x-4%x-a%x-%x", sum[8:12], sum[12:14], sum[14:16], sum[16:18], sum[18:24]),
 		Email:         fmt.Sprintf("user%07d@example.com", i),
 		EmailVerified: i%3 != 0,
 		GivenName:     "Given" + strconv.Itoa(i%1000),
@@ -47,15 +53,18 @@ func SyncAccount(i int) local.Account {
 	}
 }
 
-// SyncAll upserts SyncAccount(0..n-1) in batches of 100, as the engine's full
-// reconcile does, and fails unless every item reports want.
+// SyncBatch is the batch size of SyncAll: the engine's default page size.
+const SyncBatch = 500
+
+// SyncAll upserts SyncAccount(0..n-1) in batches of SyncBatch, as the engine's
+// full reconcile does, and fails unless every item reports want.
 func SyncAll(b testing.TB, d local.Directory, n int, want local.Op) {
 	b.Helper()
 	ctx := context.Background()
-	puts := make([]local.Put, 0, 100)
-	for i := 0; i < n; i += 100 {
+	puts := make([]local.Put, 0, SyncBatch)
+	for i := 0; i < n; i += SyncBatch {
 		puts = puts[:0]
-		for j := i; j < min(n, i+100); j++ {
+		for j := i; j < min(n, i+SyncBatch); j++ {
 			puts = append(puts, local.Put{Account: SyncAccount(j), Fields: local.SyncFields})
 		}
 		rs, err := d.PutAccounts(ctx, puts)

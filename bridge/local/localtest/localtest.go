@@ -43,6 +43,7 @@ func Run(t *testing.T, newDir func(t testing.TB) local.Directory) {
 		{"Suspension", testSuspension},
 		{"BatchLimits", testBatchLimits},
 		{"DuplicateInBatch", testDuplicateInBatch},
+		{"BatchOrder", testBatchOrder},
 		{"ConcurrentUpserts", testConcurrentUpserts},
 		{"GroupPut", testGroupPut},
 		{"GroupLocked", testGroupLocked},

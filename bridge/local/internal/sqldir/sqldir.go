@@ -73,6 +73,7 @@ type Dir struct {
 	d   *Dialect
 	r   *sql.DB
 	w   *sql.DB
+	ws  *writeStmts
 	now func() time.Time
 	log *slog.Logger
 }
@@ -96,7 +97,11 @@ func New(ctx context.Context, d *Dialect, r, w *sql.DB, opts Options) (*Dir, err
 	if err := migrate(ctx, d, w, now().UnixMicro()); err != nil {
 		return nil, err
 	}
-	return &Dir{d: d, r: r, w: w, now: now, log: log}, nil
+	ws, err := prepareWrites(ctx, d, w)
+	if err != nil {
+		return nil, err
+	}
+	return &Dir{d: d, r: r, w: w, ws: ws, now: now, log: log}, nil
 }
 
 // Capabilities reports that the SQL directory stores everything.
@@ -119,7 +124,7 @@ func (s *Dir) Ping(ctx context.Context) error {
 
 // Close closes the pools.
 func (s *Dir) Close() error {
-	err := s.w.Close()
+	err := errors.Join(s.ws.close(), s.w.Close())
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}
@@ -136,14 +141,15 @@ func (s *Dir) dbErr(op string, err error) error {
 }
 
 // withTx runs fn in a write transaction, retrying it from the start when the
-// engine reports a retryable failure (deadlock, serialization).
+// engine reports a retryable failure (deadlock, serialization) or fn lost a
+// race (errRace).
 func (s *Dir) withTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	for attempt := 0; ; attempt++ {
 		err := s.tryTx(ctx, fn)
 		if err == nil {
 			return nil
 		}
-		if s.d.Retryable != nil && s.d.Retryable(err) && attempt < 8 && ctx.Err() == nil {
+		if (errors.Is(err, errRace) || s.d.Retryable != nil && s.d.Retryable(err)) && attempt < 8 && ctx.Err() == nil {
 			s.log.DebugContext(ctx, "local directory: retrying transaction", "op", op, "attempt", attempt+1, "err", err)
 			time.Sleep(time.Duration(1+rand.IntN(10<<attempt)) * time.Millisecond)
 			continue
