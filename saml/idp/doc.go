@@ -108,9 +108,11 @@
 // to HTTP-POST-SimpleSign endpoints and error Responses are crewjam's.
 //
 // ECDSA SignatureValues are r || s as XML-DSig 1.1 §6.4.3 defines them (what
-// xmlsec1, Santuario, lasso and OneLogin verify). SPs built on goxmldsig
-// v1.6.1 (crewjam/saml, gosaml2) verify only DER ECDSA signatures: keep the
-// default RSA-SHA256 for them.
+// xmlsec1, Santuario and OneLogin verify; lasso 2.8 has no ECDSA at all, so
+// mod_auth_mellon SPs need RSA). Connect bridges (saml/sp) convert before
+// goxmldsig verifies, but other SPs built on goxmldsig v1.6.1 (crewjam/saml,
+// gosaml2) verify only DER ECDSA signatures: keep the default RSA-SHA256 for
+// them.
 //
 // # Keys
 //
