@@ -241,6 +241,23 @@ func BenchmarkJournalPoll(b *testing.B) {
 	}
 }
 
+// BenchmarkTrimJournal measures the hourly journal trimmer when nothing is
+// old enough yet (the journal holds every seeded user's entry): it must find
+// that out without reading the journal.
+func BenchmarkTrimJournal(b *testing.B) {
+	s, _ := seeded(b)
+	ctx := context.Background()
+	before := time.Now().Add(-7 * 24 * time.Hour)
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer reportCPU(b)()
+	for b.Loop() {
+		if n, err := s.TrimJournal(ctx, before); err != nil || n != 0 {
+			b.Fatalf("TrimJournal = %d, %v", n, err)
+		}
+	}
+}
+
 // BenchmarkAddMembers measures one PATCH-style UpdateGroup adding 10,000
 // members to a group that already has up to 100,000 (fewer when fewer users
 // are seeded; skipped below 20,000 users).

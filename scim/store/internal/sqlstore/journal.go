@@ -135,6 +135,12 @@ func (s *Store) journalTrimmed(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
+// The trimmer's reads (see TrimJournal).
+const (
+	trimNewestOld = `SELECT seq FROM changes WHERE at < ? ORDER BY at DESC, seq DESC LIMIT 1`
+	trimBelowHead = `SELECT COALESCE(MAX(seq), 0) FROM changes WHERE seq < ?`
+)
+
 // TrimJournal implements store.Store.
 func (s *Store) TrimJournal(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
@@ -143,8 +149,20 @@ func (s *Store) TrimJournal(ctx context.Context, before time.Time) (int64, error
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&head); err != nil {
 			return fmt.Errorf("trim journal: %w", err)
 		}
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(seq), 0) FROM changes WHERE at < ? AND seq < ?`), before.UnixMicro(), head).Scan(&cut); err != nil {
+		// The newest entry older than before, read from the end of the at
+		// index: MAX(seq) with a condition on at would walk the journal
+		// backwards from its head through every young entry (a million on a
+		// busy hub, and the writer's page cache filled with them) to find
+		// that nothing is old yet.
+		err := tx.QueryRowContext(ctx, s.q(trimNewestOld), before.UnixMicro()).Scan(&cut)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("trim journal: %w", err)
+		}
+		if cut >= head && head > 0 {
+			// Everything is old: keep the head, trim what precedes it.
+			if err := tx.QueryRowContext(ctx, s.q(trimBelowHead), head).Scan(&cut); err != nil {
+				return fmt.Errorf("trim journal: %w", err)
+			}
 		}
 		if cut == 0 {
 			n = 0

@@ -102,3 +102,38 @@ func TestHotFiltersUseIndexes(t *testing.T) {
 		}
 	}
 }
+
+// TestTrimJournalUsesIndex checks on SQLite that the trimmer finds the newest
+// old entry through the at index instead of walking the journal from its
+// head (which reads every young entry when nothing is old yet).
+func TestTrimJournalUsesIndex(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "plan.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	d := &Dialect{
+		Name:         "sqlite",
+		Filter:       filter.Dialect{Placeholder: filter.QuestionMark},
+		Types:        map[string]string{"%PK%": "INTEGER PRIMARY KEY", "%SERIAL%": "INTEGER PRIMARY KEY AUTOINCREMENT", "%BLOB%": "BLOB"},
+		IsUnique:     func(error) bool { return false },
+		AfterMigrate: SQLiteInitialStats,
+	}
+	if _, err := New(ctx, d, db, db, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ query, want string }{
+		{trimNewestOld, "SEARCH changes USING COVERING INDEX changes_at (at<?)"},
+		{trimBelowHead, "SEARCH changes USING INTEGER PRIMARY KEY (rowid<?)"},
+	} {
+		var id, parent, notused int
+		var detail string
+		if err := db.QueryRowContext(ctx, "EXPLAIN QUERY PLAN "+tt.query, 1).Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		if detail != tt.want {
+			t.Errorf("%s: plan %q, want %q", tt.query, detail, tt.want)
+		}
+	}
+}
