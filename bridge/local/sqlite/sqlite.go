@@ -38,6 +38,16 @@ type Options struct {
 	BusyTimeout time.Duration
 }
 
+// Cache and WAL sizes (BenchmarkSync and the bridge's BenchmarkInitialSync
+// measure them: at 100,000 accounts a larger writer cache makes the sync no
+// faster and only grows the process).
+const (
+	writerCacheKiB     = 8 << 10
+	readerCacheKiB     = 2 << 10
+	walCheckpointPages = 10000
+	walSizeLimit       = 16 << 20 // bytes
+)
+
 // Dir is the SQLite local directory. It implements local.Directory and
 // local.Records.
 type Dir struct {
@@ -85,7 +95,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*Dir, error) {
 	if err := createOwnerOnly(path, opts.Logger); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	wdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=cache_size(-32768)&_txlock=immediate")
+	// Page caches are small: pages not in them come from the OS page cache at
+	// the cost of a pread, and every MiB of cache costs about 2 MiB of RSS (the
+	// driver's allocator rounds each 4 KiB page up to an 8 KiB slot). The writer
+	// checkpoints every wal_autocheckpoint pages instead of every 1,000: a sync
+	// dirties index pages at random, and each checkpoint rewrites (and fsyncs)
+	// every page the WAL holds; journal_size_limit truncates the WAL back after
+	// a checkpoint has emptied it.
+	wdb, err := sql.Open("sqlite", path+"?"+common+fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=wal_autocheckpoint(%d)&_pragma=journal_size_limit(%d)&_txlock=immediate",
+		writerCacheKiB, walCheckpointPages, walSizeLimit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -98,7 +116,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Dir, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	rdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=cache_size(-8192)&_pragma=query_only(1)")
+	rdb, err := sql.Open("sqlite", path+"?"+common+fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=query_only(1)", readerCacheKiB))
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

@@ -108,3 +108,53 @@ func TestPath(t *testing.T) {
 		}
 	}
 }
+
+// TestMigratePartialIndexes: a version 1 database (full indexes on id_number
+// and deleted) gets the partial indexes of version 2 on Open, keeping its data.
+func TestMigratePartialIndexes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bridge.db")
+	d := open(t, path)
+	ctx := context.Background()
+	a, _, err := local.PutAccount(ctx, d, local.Put{Account: local.Account{Username: "keep", Auth: local.AuthManual, IDNumber: "E1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	indexSQL := func(name string) string {
+		t.Helper()
+		var s string
+		if err := db.QueryRow(`SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?`, name).Scan(&s); err != nil {
+			t.Fatalf("index %s: %v", name, err)
+		}
+		return s
+	}
+	for _, stmt := range []string{ // back to version 1
+		`DROP INDEX local_accounts_id_number`,
+		`CREATE INDEX local_accounts_id_number ON local_accounts (id_number)`,
+		`DROP INDEX local_accounts_deleted`,
+		`CREATE INDEX local_accounts_deleted ON local_accounts (deleted)`,
+		`DELETE FROM local_schema_migrations WHERE version > 1`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	d2 := open(t, path)
+	for name, want := range map[string]string{
+		"local_accounts_id_number": "WHERE id_number IS NOT NULL",
+		"local_accounts_deleted":   "(server, pk) WHERE deleted IS NOT NULL",
+	} {
+		if got := indexSQL(name); !strings.Contains(got, want) {
+			t.Errorf("after migration, %s is %q; want it to contain %q", name, got, want)
+		}
+	}
+	got, err := d2.AccountsByIDNumber(ctx, "E1")
+	if err != nil || len(got) != 1 || got[0].ID != a.ID {
+		t.Fatalf("AccountsByIDNumber after migration: %+v, %v", got, err)
+	}
+}
