@@ -115,8 +115,18 @@ func always(key string) bool {
 }
 
 // render returns the JSON value of a resource under p. The default projection
-// is the struct itself; anything else goes through a generic map.
+// is the struct itself; anything else goes through a generic map whose
+// top-level values stay raw JSON (json.RawMessage) until a reference reaches
+// inside one: only the objects a sub-attribute or extension attribute names
+// are decoded, so "attributes=id" or "excludedAttributes=members" cost one
+// shallow pass.
 func (p projection) render(v any, rt *scim.ResourceType) (any, error) {
+	if g, ok := v.(*scim.Group); ok && p.attrs == nil && g.Members == nil && onlyMembers(p.excluded) {
+		// prepareGroup already left the members out: the struct is the
+		// answer (Entra asks for every group this way).
+		g.SetSchemas()
+		return v, nil
+	}
 	if p.attrs == nil && len(p.excluded) == 0 {
 		return v, nil
 	}
@@ -124,9 +134,13 @@ func (p projection) render(v any, rt *scim.ResourceType) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var full map[string]any
-	if err := json.Unmarshal(raw, &full); err != nil {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil {
 		return nil, err
+	}
+	full := make(map[string]any, len(top))
+	for k, val := range top {
+		full[k] = val
 	}
 	if p.attrs != nil {
 		out := map[string]any{}
@@ -136,19 +150,30 @@ func (p projection) render(v any, rt *scim.ResourceType) (any, error) {
 			}
 		}
 		for _, r := range p.attrs {
-			copyRef(out, full, r)
+			if err := copyRef(out, full, r); err != nil {
+				return nil, err
+			}
 		}
 		full = out
 	}
 	for _, r := range p.excluded {
-		dropRef(full, r)
+		if err := dropRef(full, r); err != nil {
+			return nil, err
+		}
 	}
 	// Extensions left empty by projection disappear, and "schemas" lists what is
 	// left.
 	schemas := []any{rt.Schema.ID}
 	for _, e := range rt.Extensions {
-		if obj, ok := full[e.ID].(map[string]any); ok {
+		switch obj := full[e.ID].(type) {
+		case map[string]any:
 			if len(obj) == 0 {
+				delete(full, e.ID)
+				continue
+			}
+			schemas = append(schemas, e.ID)
+		case json.RawMessage:
+			if string(obj) == "{}" {
 				delete(full, e.ID)
 				continue
 			}
@@ -159,16 +184,54 @@ func (p projection) render(v any, rt *scim.ResourceType) (any, error) {
 	return full, nil
 }
 
-func copyRef(dst, src map[string]any, r attrRef) {
+// onlyMembers reports whether refs name nothing but a group's members.
+func onlyMembers(refs []attrRef) bool {
+	for _, r := range refs {
+		if r.ext != "" || r.attr != "members" || r.sub != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// decoded returns m[key] decoded from raw JSON (and stores the decoded value
+// back), so that a reference can reach inside it.
+func decoded(m map[string]any, key string) (any, error) {
+	val, ok := m[key]
+	if !ok {
+		return nil, nil
+	}
+	rm, isRaw := val.(json.RawMessage)
+	if !isRaw {
+		return val, nil
+	}
+	var x any
+	if err := json.Unmarshal(rm, &x); err != nil {
+		return nil, err
+	}
+	m[key] = x
+	return x, nil
+}
+
+func copyRef(dst, src map[string]any, r attrRef) error {
 	from, to := src, dst
 	if r.ext != "" {
-		obj, ok := src[r.ext].(map[string]any)
-		if !ok {
-			return
-		}
 		if r.attr == "" {
-			to[r.ext] = obj
-			return
+			if obj, ok := src[r.ext]; ok {
+				to[r.ext] = obj
+			}
+			return nil
+		}
+		if _, whole := dst[r.ext].(json.RawMessage); whole {
+			return nil // the whole extension is already copied
+		}
+		x, err := decoded(src, r.ext)
+		if err != nil {
+			return err
+		}
+		obj, ok := x.(map[string]any)
+		if !ok {
+			return nil
 		}
 		from = obj
 		t, ok := dst[r.ext].(map[string]any)
@@ -178,13 +241,18 @@ func copyRef(dst, src map[string]any, r attrRef) {
 		}
 		to = t
 	}
-	val, ok := from[r.attr]
-	if !ok {
-		return
-	}
 	if r.sub == "" {
-		to[r.attr] = val
-		return
+		if val, ok := from[r.attr]; ok {
+			to[r.attr] = val
+		}
+		return nil
+	}
+	if _, whole := to[r.attr].(json.RawMessage); whole {
+		return nil // the whole attribute is already copied
+	}
+	val, err := decoded(from, r.attr)
+	if err != nil || val == nil {
+		return err
 	}
 	switch x := val.(type) {
 	case map[string]any:
@@ -217,29 +285,38 @@ func copyRef(dst, src map[string]any, r attrRef) {
 		}
 		to[r.attr] = out
 	}
+	return nil
 }
 
-func dropRef(m map[string]any, r attrRef) {
+func dropRef(m map[string]any, r attrRef) error {
 	if r.ext == "" && always(r.attr) {
-		return
+		return nil
 	}
 	target := m
 	if r.ext != "" {
 		if r.attr == "" {
 			delete(m, r.ext)
-			return
+			return nil
 		}
-		obj, ok := m[r.ext].(map[string]any)
+		x, err := decoded(m, r.ext)
+		if err != nil {
+			return err
+		}
+		obj, ok := x.(map[string]any)
 		if !ok {
-			return
+			return nil
 		}
 		target = obj
 	}
 	if r.sub == "" {
 		delete(target, r.attr)
-		return
+		return nil
 	}
-	switch x := target[r.attr].(type) {
+	val, err := decoded(target, r.attr)
+	if err != nil {
+		return err
+	}
+	switch x := val.(type) {
 	case map[string]any:
 		delete(x, r.sub)
 	case []any:
@@ -249,4 +326,5 @@ func dropRef(m map[string]any, r attrRef) {
 			}
 		}
 	}
+	return nil
 }
