@@ -1,66 +1,172 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/connectsso/connect/scim"
 )
 
 // client sends SCIM requests to one hub with one admin token over keep-alive
-// connections.
+// HTTP/1.1 connections that it holds itself: a request is written whole to an
+// idle connection and the answer read back with net/http's response parser.
+// http.Transport would add two goroutines per connection and a hand-off
+// between them on every request; the load generator shares the machine with
+// the hub, so every microsecond it spends is one the hub does not get (the
+// report shows the generator's CPU per request beside the hub's).
 type client struct {
-	base  string // http://host:port/scim/v2
-	token string
-	http  *http.Client
+	addr    string // host:port
+	host    string // Host header
+	prefix  string // /scim/v2
+	auth    string // Authorization header value
+	idle    chan *conn
+	timeout time.Duration
+	dialer  net.Dialer
+}
+
+// conn is one keep-alive connection with its read buffer.
+type conn struct {
+	nc  net.Conn
+	br  *bufio.Reader
+	buf []byte // request bytes, reused
 }
 
 func newClient(base, token string, conns int) *client {
-	tr := &http.Transport{
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		DisableCompression:  true,
-		IdleConnTimeout:     time.Minute,
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		panic(fmt.Sprintf("loadtest: hub base URL %q is not http://host:port", base))
 	}
-	return &client{base: base + "/scim/v2", token: token, http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
+	return &client{
+		addr: u.Host, host: u.Host, prefix: strings.TrimSuffix(u.Path, "/") + "/scim/v2",
+		auth: "Bearer " + token, idle: make(chan *conn, conns), timeout: 2 * time.Minute,
+	}
 }
 
+// errBeforeAnswer marks a failure on a reused connection before any byte of
+// the answer arrived: the hub had closed it while idle.
+var errBeforeAnswer = errors.New("connection closed before the answer")
+
 // do sends a request and returns the status and body. body may be nil, a
-// []byte or a value to encode as JSON.
+// []byte or a value to encode as JSON. A GET that fails on a reused
+// connection before any answer (the hub closed it while idle) is sent again
+// on a new one, as net/http does for idempotent requests.
 func (c *client) do(ctx context.Context, method, path string, body any) (int, []byte, error) {
-	var r io.Reader
+	var raw []byte
 	switch b := body.(type) {
 	case nil:
 	case []byte:
-		r = bytes.NewReader(b)
+		raw = b
 	default:
-		raw, err := json.Marshal(b)
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			return 0, nil, err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return 0, nil, err
+		}
+		cn, reused, err := c.get(ctx)
 		if err != nil {
 			return 0, nil, err
 		}
-		r = bytes.NewReader(raw)
+		code, out, keep, err := c.roundTrip(ctx, cn, method, path, raw)
+		if err != nil {
+			cn.nc.Close()
+			if reused && attempt == 0 && method == http.MethodGet && errors.Is(err, errBeforeAnswer) {
+				continue
+			}
+			return 0, nil, err
+		}
+		if keep {
+			c.put(cn)
+		} else {
+			cn.nc.Close()
+		}
+		return code, out, nil
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
+}
+
+// get returns an idle connection, or dials a new one (reused false).
+func (c *client) get(ctx context.Context) (*conn, bool, error) {
+	select {
+	case cn := <-c.idle:
+		return cn, true, nil
+	default:
+	}
+	nc, err := c.dialer.DialContext(ctx, "tcp", c.addr)
 	if err != nil {
-		return 0, nil, err
+		return nil, false, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if r != nil {
-		req.Header.Set("Content-Type", "application/scim+json")
+	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10)}, false, nil
+}
+
+// put keeps cn for the next request, or closes it when enough are idle.
+func (c *client) put(cn *conn) {
+	select {
+	case c.idle <- cn:
+	default:
+		cn.nc.Close()
 	}
-	resp, err := c.http.Do(req)
+}
+
+// roundTrip writes one request on cn and reads its answer whole. keep says
+// whether the connection may carry another request.
+func (c *client) roundTrip(ctx context.Context, cn *conn, method, path string, body []byte) (code int, out []byte, keep bool, err error) {
+	if err := cn.nc.SetDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, nil, false, err
+	}
+	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	b := cn.buf[:0]
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = append(b, c.prefix...)
+	b = append(b, path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, c.host...)
+	b = append(b, "\r\nAuthorization: "...)
+	b = append(b, c.auth...)
+	b = append(b, "\r\nUser-Agent: connect-loadtest\r\n"...)
+	if body != nil {
+		b = append(b, "Content-Type: application/scim+json\r\nContent-Length: "...)
+		b = strconv.AppendInt(b, int64(len(body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	b = append(b, body...)
+	cn.buf = b
+	if _, err := cn.nc.Write(b); err != nil {
+		return 0, nil, false, fmt.Errorf("%w: %w", errBeforeAnswer, err)
+	}
+	if _, err := cn.br.Peek(1); err != nil {
+		return 0, nil, false, fmt.Errorf("%w: %w", errBeforeAnswer, err)
+	}
+	resp, err := http.ReadResponse(cn.br, nil)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, out, err
+	if resp.ContentLength >= 0 {
+		out = make([]byte, resp.ContentLength)
+		_, err = io.ReadFull(resp.Body, out)
+	} else {
+		out, err = io.ReadAll(resp.Body)
+	}
+	resp.Body.Close()
+	if err != nil {
+		return 0, nil, false, err
+	}
+	return resp.StatusCode, out, !resp.Close, nil
 }
 
 // expect is do that fails unless the status is want.

@@ -3,7 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -116,5 +121,80 @@ func TestCheckFlagsFailedRequests(t *testing.T) {
 	}
 	if b := got["Changes poll of 100 changes ≤ 20 ms"]; b.OK || !b.Skipped {
 		t.Errorf("an unmeasured budget passes: %+v", b)
+	}
+}
+
+// TestClient checks the harness's own HTTP/1.1 client against net/http's
+// server: request line, headers and body arrive intact; answers with a
+// Content-Length and chunked ones (large pages) are read whole; connections
+// are kept and reused; an answer that closes its connection and a hub that
+// closed an idle connection cost a new one, not an error.
+func TestClient(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/scim/v2/Echo":
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("Content-Type")+" "+string(body))
+		case "/scim/v2/Big":
+			w.(http.Flusher).Flush() // chunked
+			_, _ = io.WriteString(w, strings.Repeat("x", 100000))
+		case "/scim/v2/Close":
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusCreated)
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := newClient(srv.URL, "tok", 2)
+	ctx := context.Background()
+
+	code, out, err := c.do(ctx, "GET", "/Echo?filter=userName%20eq%20%22x%22", nil)
+	if err != nil || code != 200 || string(out) != `GET /scim/v2/Echo?filter=userName%20eq%20%22x%22  ` {
+		t.Fatalf("GET = %d %q %v", code, out, err)
+	}
+	code, out, err = c.do(ctx, "POST", "/Echo", map[string]string{"a": "b"})
+	if err != nil || code != 200 || string(out) != `POST /scim/v2/Echo application/scim+json {"a":"b"}` {
+		t.Fatalf("POST = %d %q %v", code, out, err)
+	}
+	code, out, err = c.do(ctx, "GET", "/Big", nil)
+	if err != nil || code != 200 || len(out) != 100000 {
+		t.Fatalf("chunked GET = %d, %d bytes, %v", code, len(out), err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for three sequential requests, want 1 kept alive", n)
+	}
+	if code, _, err = c.do(ctx, "POST", "/Close", []byte("{}")); err != nil || code != 201 {
+		t.Fatalf("POST answered with Connection: close = %d, %v", code, err)
+	}
+	if code, _, err = c.do(ctx, "GET", "/Echo", nil); err != nil || code != 200 {
+		t.Fatalf("GET after a closed connection = %d, %v", code, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (a new one after Connection: close)", n)
+	}
+	// The server drops idle connections: the next GET goes out on a new one.
+	srv.CloseClientConnections()
+	time.Sleep(50 * time.Millisecond)
+	if code, _, err = c.do(ctx, "GET", "/Echo", nil); err != nil || code != 200 {
+		t.Fatalf("GET after the server closed the idle connection = %d, %v", code, err)
+	}
+	if code, _, err = newClient(srv.URL, "wrong", 1).do(ctx, "GET", "/Echo", nil); err != nil || code != 401 {
+		t.Fatalf("wrong token = %d, %v", code, err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := c.do(cancelled, "GET", "/Echo", nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled request: %v", err)
 	}
 }
