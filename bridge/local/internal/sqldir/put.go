@@ -115,7 +115,7 @@ func (ps *putState) add(pk int64, a local.Account) {
 	}
 }
 
-// errRace is a write held back by a uniqueness rule the batch had checked:
+// errRace is a create held back by a hub key the batch had found free:
 // another writer (a PostgreSQL replica) got there first. The transaction is
 // rolled back and run again, and then sees that writer's rows.
 var errRace = errors.New("concurrent write of the same account")
@@ -309,9 +309,7 @@ func (b *batch) put(ctx context.Context, i int, p local.Put) error {
 	return nil
 }
 
-// flush writes the run of creates. One query finds the run's usernames that
-// are already taken: those creates fail (or, after a race, update) one at a
-// time in their place, the others go in multi-row INSERTs.
+// flush writes the run of creates.
 func (b *batch) flush(ctx context.Context) error {
 	run := b.run
 	if len(run) == 0 {
@@ -323,52 +321,16 @@ func (b *batch) flush(ctx context.Context) error {
 	if len(run) == 1 {
 		return b.createOne(ctx, run[0])
 	}
-	taken, err := b.takenUsernames(ctx, run)
-	if err != nil {
-		return err
-	}
-	start := 0
-	for k, c := range run {
-		if !taken[c.key] {
-			continue
-		}
-		if err := b.insertRun(ctx, run[start:k]); err != nil {
-			return err
-		}
-		if err := b.createOne(ctx, c); err != nil {
-			return err
-		}
-		start = k + 1
-	}
-	return b.insertRun(ctx, run[start:])
+	return b.insertRun(ctx, run)
 }
 
-// takenUsernames returns the username keys of run already held by an account.
-func (b *batch) takenUsernames(ctx context.Context, run []create) (map[string]bool, error) {
-	args := make([]any, len(run))
-	for i, c := range run {
-		args[i] = c.key
-	}
-	rows, err := b.tx.QueryContext(ctx, b.s.d.rebind(`SELECT username_key FROM local_accounts WHERE username_key IN (`+placeholders(len(args))+`)`), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	taken := map[string]bool{}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		taken[k] = true
-	}
-	return taken, rows.Err()
-}
-
-// insertRun writes creates none of which conflicts with a stored account or
-// with another of them, with multi-row INSERTs. A row held back all the same
-// means another writer took its username or hub key since the batch read
-// them: errRace, and the transaction starts again.
+// insertRun writes a run of creates with multi-row INSERTs. No two of them
+// share a username or hub key, and no stored account had their hub keys when
+// the batch read them, so a row held back by a uniqueness rule has a username
+// a stored account holds: that create fails as it would alone, and writes
+// nothing the others could see. If its hub key turns out to be held after all,
+// another writer (a PostgreSQL replica) created that hub user meanwhile:
+// errRace, and the transaction starts again and updates it.
 func (b *batch) insertRun(ctx context.Context, run []create) error {
 	pks := make(map[string]int64, len(run))
 	args := make([]any, 0, min(len(run), maxInsertRows)*len(writeCols))
@@ -378,46 +340,50 @@ func (b *batch) insertRun(ctx context.Context, run []create) error {
 		for _, c := range rest[:n] {
 			args = append(args, c.args...)
 		}
-		got, err := b.insertRows(ctx, b.stmt(ctx, b.s.ws.insertN[n]), args, pks)
-		if err != nil {
+		if err := b.insertRows(ctx, b.stmt(ctx, b.s.ws.insertN[n]), args, pks); err != nil {
 			return err
-		}
-		if got != n {
-			return errRace
 		}
 		rest = rest[n:]
 	}
 	for _, c := range run {
 		pk, ok := pks[c.key]
-		if !ok {
-			return fmt.Errorf("insert returned no row for username %q", c.acct.Username)
+		if ok {
+			c.acct.ID = fmtPK(pk)
+			b.ps.add(pk, c.acct)
+			b.rs[c.i] = local.Result{Account: c.acct, Op: local.OpCreated}
+			continue
 		}
-		c.acct.ID = fmtPK(pk)
-		b.ps.add(pk, c.acct)
-		b.rs[c.i] = local.Result{Account: c.acct, Op: local.OpCreated}
+		if c.acct.HubUserID != "" {
+			_, _, err := b.s.accountWhere(ctx, b.tx, `hub_key = ?`, hubKeyOf(c.acct.Server, c.acct.HubUserID))
+			if err == nil {
+				return errRace
+			}
+			if !errors.Is(err, local.ErrNotFound) {
+				return err
+			}
+		}
+		b.rs[c.i] = local.Result{Err: fmt.Errorf("username %q is taken: %w", c.acct.Username, local.ErrConflict)}
 	}
 	return nil
 }
 
 // insertRows runs one multi-row INSERT and records the (username key, pk) of
-// each row written. It returns how many were written.
-func (b *batch) insertRows(ctx context.Context, st *sql.Stmt, args []any, pks map[string]int64) (int, error) {
+// each row written.
+func (b *batch) insertRows(ctx context.Context, st *sql.Stmt, args []any, pks map[string]int64) error {
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer rows.Close()
-	n := 0
 	for rows.Next() {
 		var pk int64
 		var key string
 		if err := rows.Scan(&pk, &key); err != nil {
-			return 0, err
+			return err
 		}
 		pks[key] = pk
-		n++
 	}
-	return n, rows.Err()
+	return rows.Err()
 }
 
 // createOne inserts one account. When a uniqueness rule holds the row back and
