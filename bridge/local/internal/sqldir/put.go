@@ -21,12 +21,11 @@ const maxInsertRows = 128
 // to each transaction with Tx.StmtContext: SQLite's single writer connection
 // (and each PostgreSQL connection) compiles them once, not once per batch.
 type writeStmts struct {
-	insert1 *sql.Stmt         // one row; RETURNING pk
 	insertN map[int]*sql.Stmt // n rows (a power of two ≤ maxInsertRows); RETURNING pk, username_key
 	update  *sql.Stmt         // every column but created, by pk
 }
 
-func insertSQL(d *Dialect, rows int, returning string) string {
+func insertSQL(d *Dialect, rows int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO local_accounts (` + strings.Join(writeCols, ", ") + `) VALUES `)
 	row := `(` + placeholders(len(writeCols)) + `)`
@@ -36,7 +35,7 @@ func insertSQL(d *Dialect, rows int, returning string) string {
 		}
 		b.WriteString(row)
 	}
-	b.WriteString(` ON CONFLICT DO NOTHING RETURNING ` + returning)
+	b.WriteString(` ON CONFLICT DO NOTHING RETURNING pk, username_key`)
 	return d.rebind(b.String())
 }
 
@@ -62,14 +61,11 @@ func prepareWrites(ctx context.Context, d *Dialect, w *sql.DB) (*writeStmts, err
 		return st, nil
 	}
 	var err error
-	if ws.insert1, err = prep(insertSQL(d, 1, "pk")); err != nil {
-		return nil, err
-	}
 	if ws.update, err = prep(updateSQL(d)); err != nil {
 		return nil, err
 	}
 	for n := 1; n <= maxInsertRows; n *= 2 {
-		if ws.insertN[n], err = prep(insertSQL(d, n, "pk, username_key")); err != nil {
+		if ws.insertN[n], err = prep(insertSQL(d, n)); err != nil {
 			return nil, err
 		}
 	}
@@ -78,10 +74,8 @@ func prepareWrites(ctx context.Context, d *Dialect, w *sql.DB) (*writeStmts, err
 
 func (ws *writeStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{ws.insert1, ws.update} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	if ws.update != nil {
+		errs = append(errs, ws.update.Close())
 	}
 	for _, st := range ws.insertN {
 		errs = append(errs, st.Close())
@@ -391,7 +385,8 @@ func (b *batch) insertRows(ctx context.Context, st *sql.Stmt, args []any, pks ma
 // instead (the idempotent create); otherwise the username is taken.
 func (b *batch) createOne(ctx context.Context, c create) error {
 	var pk int64
-	err := b.stmt(ctx, b.s.ws.insert1).QueryRowContext(ctx, c.args...).Scan(&pk)
+	var key string
+	err := b.stmt(ctx, b.s.ws.insertN[1]).QueryRowContext(ctx, c.args...).Scan(&pk, &key)
 	if err == nil {
 		c.acct.ID = fmtPK(pk)
 		b.ps.add(pk, c.acct)
