@@ -39,6 +39,11 @@ type Server struct {
 	bgErrs    *prometheus.CounterVec
 
 	samlStore store.IdP // nil when the IdP is off
+
+	// draining is closed when a graceful shutdown starts: Changes
+	// long-polls answer at once instead of holding the shutdown.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // New validates cfg, registers the hub's metrics on cfg.Registry and composes the
@@ -48,7 +53,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("hub config: %w", err)
 	}
 	c := cfg.withDefaults()
-	s := &Server{cfg: c, log: c.Logger}
+	s := &Server{cfg: c, log: c.Logger, draining: make(chan struct{})}
 
 	s.objects = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "connect_hub_directory_objects",
@@ -92,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 		Clock:            c.Clock,
 		HashPassword:     password.Hash,
 		ChangesRetention: c.JournalRetention,
+		Draining:         s.draining,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hub scim handler: %w", err)
@@ -176,6 +182,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	s.drainOnce.Do(func() { close(s.draining) })
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -112,8 +112,12 @@ func (h *handler) changes(w http.ResponseWriter, r *http.Request) {
 			t.Stop()
 			h.writeError(w, r, ctx.Err())
 			return
+		case <-h.cfg.Draining:
+			t.Stop()
 		case <-t.C:
+			continue
 		}
+		break // draining: answer now
 	}
 
 	hashes := false

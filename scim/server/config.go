@@ -37,6 +37,10 @@ const SettingSyncPasswordHashes = "sync-password-hashes"
 type Config struct {
 	// Store is the hub directory.
 	Store store.Store
+	// Draining, when closed, ends every waiting Changes long-poll at once
+	// with the page it has (no entries, the same cursor), so a graceful
+	// shutdown does not wait for them. nil: never.
+	Draining <-chan struct{}
 	// BaseURL is the hub's public URL (scheme and host, optional path); resource
 	// locations are BaseURL + Prefix + "/Users/" + id.
 	BaseURL string
