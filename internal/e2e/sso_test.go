@@ -217,4 +217,24 @@ func TestBrowserSSO(t *testing.T) {
 			t.Fatalf("site user %q", user)
 		}
 	})
+
+	// Last: it locks alice's account. The hub locks an account after the
+	// configured number of failures (5 by default); then even the right
+	// password gets the one generic message, until `hub users unlock`.
+	t.Run("lockout after repeated failures, cleared by unlock", func(t *testing.T) {
+		tab := newTab(t, newBrowser(t)) // a fresh browser: no hub session
+		tab.open(protected)
+		tab.click("a.hub", "#login-form")
+		for i := 0; i < 5; i++ {
+			tab.fillAndSubmit(map[string]string{"#username": alice.userName, "#password": fmt.Sprintf("wrong-%d", i)}, "#login-submit", "#login-error")
+		}
+		tab.fillAndSubmit(map[string]string{"#username": alice.userName, "#password": alice.password}, "#login-submit", "#login-error")
+		if got := tab.textOf("#login-error"); got != idp.LoginFailedMessage {
+			t.Fatalf("locked account with the right password: %q", got)
+		}
+		tab.at(s.hubURL + "/")
+		runCLI(t, "", "hub", "users", "unlock", "--store", s.hubDSN, alice.userName)
+		tab.fillAndSubmit(map[string]string{"#username": alice.userName, "#password": alice.password}, "#login-submit", "#user")
+		tab.at(protected)
+	})
 }
