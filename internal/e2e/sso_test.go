@@ -223,12 +223,18 @@ func TestBrowserSSO(t *testing.T) {
 	// password gets the one generic message, until `hub users unlock`.
 	t.Run("lockout after repeated failures, cleared by unlock", func(t *testing.T) {
 		tab := newTab(t, newBrowser(t)) // a fresh browser: no hub session
-		tab.open(protected)
-		tab.click("a.hub", "#login-form")
-		for i := 0; i < 5; i++ {
-			tab.fillAndSubmit(map[string]string{"#username": alice.userName, "#password": fmt.Sprintf("wrong-%d", i)}, "#login-submit", "#login-error")
+		// Each attempt from a fresh login page, so waiting for the error
+		// message waits for that attempt's answer.
+		attempt := func(pw, next string) {
+			t.Helper()
+			tab.open(protected)
+			tab.click("a.hub", "#login-form")
+			tab.fillAndSubmit(map[string]string{"#username": alice.userName, "#password": pw}, "#login-submit", next)
 		}
-		tab.fillAndSubmit(map[string]string{"#username": alice.userName, "#password": alice.password}, "#login-submit", "#login-error")
+		for i := 0; i < 5; i++ {
+			attempt(fmt.Sprintf("wrong-%d", i), "#login-error")
+		}
+		attempt(alice.password, "#login-error")
 		if got := tab.textOf("#login-error"); got != idp.LoginFailedMessage {
 			t.Fatalf("locked account with the right password: %q", got)
 		}
