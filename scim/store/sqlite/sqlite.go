@@ -119,9 +119,20 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 	// The writer creates the file and switches it to WAL before readers open.
-	if err := wdb.PingContext(ctx); err != nil {
-		wdb.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	// Switching the journal mode of a new file needs an exclusive lock that
+	// SQLite refuses at once (no busy wait) while another process opens the
+	// same new file: retry within the busy timeout.
+	deadline := time.Now().Add(busy)
+	for {
+		err := wdb.PingContext(ctx)
+		if err == nil {
+			break
+		}
+		if !isBusy(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			wdb.Close()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	rdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=cache_size(-16384)&_pragma=query_only(1)")
 	if err != nil {
@@ -163,4 +174,10 @@ func createOwnerOnly(path string, log *slog.Logger) error {
 		log.Warn("sqlite: the database file is readable by other users; chmod 600 it", "path", path, "mode", fi.Mode().Perm().String())
 	}
 	return nil
+}
+
+// isBusy reports SQLITE_BUSY / SQLITE_LOCKED from the driver.
+func isBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "SQLITE_LOCKED")
 }
