@@ -137,6 +137,8 @@ func (u *upstream) middleware(ctx context.Context) (*samlsp.Middleware, error) {
 		return nil, fmt.Errorf("upstream SP: %w", err)
 	}
 	mw.ServiceProvider.AuthnNameIDFormat = saml.UnspecifiedNameIDFormat
+	// DESIGN.md §8: SHA-1 signatures are refused from the upstream IdP too.
+	mw.ServiceProvider.RejectSHA1Signatures = true
 	mw.Session = upstreamSessions{u}
 	mw.OnError = u.onError
 	u.mw, u.built, u.keySum = mw, now, string(keyPEM)
