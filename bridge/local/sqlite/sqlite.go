@@ -11,9 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/connectsso/connect/bridge/local"
 	"github.com/connectsso/connect/bridge/local/internal/sqldir"
+	"github.com/connectsso/connect/internal/sqlitefile"
 )
 
 // Options configure Open.
@@ -92,7 +91,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Dir, error) {
 	}
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)",
 		busy.Milliseconds())
-	if err := createOwnerOnly(path, opts.Logger); err != nil {
+	if err := sqlitefile.CreateOwnerOnly(path, opts.Logger); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	// Page caches are small: pages not in them come from the OS page cache at
@@ -112,7 +111,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Dir, error) {
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 	// The writer creates the file and switches it to WAL before readers open.
-	if err := wdb.PingContext(ctx); err != nil {
+	if err := sqlitefile.PingWriter(ctx, wdb, busy); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -137,23 +136,4 @@ func Open(ctx context.Context, dsn string, opts Options) (*Dir, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	return &Dir{s}, nil
-}
-
-// createOwnerOnly creates the database file with mode 0600 when it does not
-// exist yet, before SQLite opens it: SQLite gives the WAL and shared-memory
-// files the mode of the database file, and the default umask would leave all
-// three readable by every local user. An existing file keeps its mode (the
-// operator's choice); Open only warns when others may read it.
-func createOwnerOnly(path string, log *slog.Logger) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		return f.Close()
-	}
-	if !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o007 != 0 && log != nil {
-		log.Warn("sqlite: the database file is readable by other users; chmod 600 it", "path", path, "mode", fi.Mode().Perm().String())
-	}
-	return nil
 }

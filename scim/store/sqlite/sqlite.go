@@ -11,9 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -21,6 +19,7 @@ import (
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/connectsso/connect/internal/sqlitefile"
 	"github.com/connectsso/connect/scim/filter"
 	"github.com/connectsso/connect/scim/store"
 	"github.com/connectsso/connect/scim/store/internal/sqlstore"
@@ -107,7 +106,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	// each cached 4 KiB page (with SQLite's header) an 8 KiB slot, so the
 	// resident cost is twice the pragma — 64 MiB for the writer and 32 MiB
 	// per reader when full, inside the hub's 300 MB budget.
-	if err := createOwnerOnly(path, opts.Logger); err != nil {
+	if err := sqlitefile.CreateOwnerOnly(path, opts.Logger); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	wdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=cache_size(-32768)&_txlock=immediate")
@@ -119,20 +118,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 	// The writer creates the file and switches it to WAL before readers open.
-	// Switching the journal mode of a new file needs an exclusive lock that
-	// SQLite refuses at once (no busy wait) while another process opens the
-	// same new file: retry within the busy timeout.
-	deadline := time.Now().Add(busy)
-	for {
-		err := wdb.PingContext(ctx)
-		if err == nil {
-			break
-		}
-		if !isBusy(err) || time.Now().After(deadline) || ctx.Err() != nil {
-			wdb.Close()
-			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := sqlitefile.PingWriter(ctx, wdb, busy); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	rdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=cache_size(-16384)&_pragma=query_only(1)")
 	if err != nil {
@@ -155,29 +143,4 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	return &Store{s}, nil
-}
-
-// createOwnerOnly creates the database file with mode 0600 when it does not
-// exist yet, before SQLite opens it: SQLite gives the WAL and shared-memory
-// files the mode of the database file, and the default umask would leave all
-// three readable by every local user. An existing file keeps its mode (the
-// operator's choice); Open only warns when others may read it.
-func createOwnerOnly(path string, log *slog.Logger) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		return f.Close()
-	}
-	if !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o007 != 0 && log != nil {
-		log.Warn("sqlite: the database file is readable by other users; chmod 600 it", "path", path, "mode", fi.Mode().Perm().String())
-	}
-	return nil
-}
-
-// isBusy reports SQLITE_BUSY / SQLITE_LOCKED from the driver.
-func isBusy(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "SQLITE_LOCKED")
 }
