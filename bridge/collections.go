@@ -299,19 +299,17 @@ func (r *run) syncGroup(ctx context.Context, p *Plan, g scim.Group, links map[st
 		return nil, err
 	}
 	members := make([]string, 0, len(accts))
-	for _, a := range accts {
-		if !a.IsDeleted() {
+	var missing []string // hub members without a live local account (yet)
+	for _, id := range hubMembers {
+		if a, ok := accts[id]; ok && !a.IsDeleted() {
 			members = append(members, a.ID)
+		} else {
+			missing = append(missing, id)
 		}
 	}
 	slices.Sort(members)
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", name, kind)
-	for _, m := range members {
-		h.Write([]byte(m))
-		h.Write([]byte{0})
-	}
-	hash := hex.EncodeToString(h.Sum(nil)[:12])
+	members = slices.Compact(members)
+	hash := membersHash(name, kind, members)
 	l, linked := links[g.ID]
 
 	if r.dry {
@@ -372,11 +370,55 @@ func (r *run) syncGroup(ctx context.Context, p *Plan, g scim.Group, links map[st
 		p.fail(ActMembers)
 		return nil, nil
 	}
+	// The users task may have made (or restored) a member's account between
+	// the read above and SetMembers, and looked for this group before it
+	// existed or joined the account before SetMembers replaced the list. Read
+	// the missing members again now that the list is written: an account made
+	// after this read finds the group and joins it itself (users.join).
+	if len(missing) > 0 {
+		late, err := r.accountsByHubID(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		var join []string
+		for _, a := range late {
+			if !a.IsDeleted() {
+				join = append(join, a.ID)
+			}
+		}
+		for start := 0; start < len(join); start += local.MaxBatch {
+			n, err := r.e.cfg.Target.AddMembers(ctx, local.ActorConnect, lg.ID, join[start:min(start+local.MaxBatch, len(join))])
+			if err != nil {
+				p.add(Item{Action: ActMembers, Kind: "group", HubID: g.ID, LocalID: lg.ID, Name: name, Rule: "members of the hub " + string(kind), Error: err.Error()})
+				p.fail(ActMembers)
+				return nil, nil
+			}
+			added += n
+		}
+		if len(join) > 0 {
+			members = append(members, join...)
+			slices.Sort(members)
+			members = slices.Compact(members)
+			hash = membersHash(name, kind, members)
+		}
+	}
 	if added+removed > 0 {
 		p.add(Item{Action: ActMembers, Kind: "group", HubID: g.ID, LocalID: lg.ID, Name: name,
 			Fields: []string{fmt.Sprintf("+%d", added), fmt.Sprintf("-%d", removed)}, Rule: "members of the hub " + string(kind)})
 	}
 	return &state.Link{HubID: g.ID, LocalID: lg.ID, Hash: hash}, nil
+}
+
+// membersHash is the link hash of a group: its name, kind and sorted local
+// member ids. An unchanged hash lets a pass skip the group's member write.
+func membersHash(name string, kind local.Kind, members []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", name, kind)
+	for _, m := range members {
+		h.Write([]byte(m))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // memberDiff counts what SetMembers would add and remove (dry runs).
