@@ -35,12 +35,15 @@ const (
 // bcrypt cost 16 cost (a few seconds): the IdP verifies GOMAXPROCS+1 at once,
 // so a 1 GiB hash would exhaust a hub's memory, and bcrypt cost 31 would hold
 // a hashing slot for days, both on demand of anyone who types the user name.
+//
+// Check applies the same limits, so hashes given to the hub (provisioning,
+// imports) are refused up front rather than at the first login.
 const (
-	maxMemory     = 256 << 10 // KiB (256 MiB)
-	maxTime       = 16
-	maxThreads    = 16
+	MaxMemory     = 256 << 10 // KiB (256 MiB)
+	MaxTime       = 16
+	MaxThreads    = 16
+	MaxBcryptCost = 16
 	maxKeyLen     = 128
-	maxBcryptCost = 16
 )
 
 // MaxLength is the longest password accepted, in bytes. bcrypt ignores bytes after
@@ -143,8 +146,8 @@ func bcryptForm(phc string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: bcrypt", ErrMalformed)
 	}
-	if cost > maxBcryptCost {
-		return nil, fmt.Errorf("%w: bcrypt cost %d over %d", ErrMalformed, cost, maxBcryptCost)
+	if cost > MaxBcryptCost {
+		return nil, fmt.Errorf("%w: bcrypt cost %d over %d", ErrMalformed, cost, MaxBcryptCost)
 	}
 	return []byte(h), nil
 }
@@ -221,8 +224,8 @@ func parseParams(s string) (argonParams, error) {
 	if !seen["m"] || !seen["t"] || !seen["p"] {
 		return p, fmt.Errorf("%w: missing parameter", ErrMalformed)
 	}
-	if p.time < 1 || p.time > maxTime || p.threads < 1 || p.threads > maxThreads ||
-		p.memory < 8*uint32(p.threads) || p.memory > maxMemory {
+	if p.time < 1 || p.time > MaxTime || p.threads < 1 || p.threads > MaxThreads ||
+		p.memory < 8*uint32(p.threads) || p.memory > MaxMemory {
 		return p, fmt.Errorf("%w: parameters out of range", ErrMalformed)
 	}
 	return p, nil

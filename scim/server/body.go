@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	elerrors "github.com/elimity-com/scim/errors"
 
 	"github.com/connectsso/connect/scim"
+	"github.com/connectsso/connect/scim/password"
 )
 
 var (
@@ -240,3 +242,26 @@ func (h *handler) hashPassword(u *scim.User) error {
 	u.Connect.PasswordHash = hash
 	return nil
 }
+
+// checkHash refuses a connect passwordHash that login could not use: only
+// argon2id PHC strings and bcrypt hashes within the password package's cost
+// limits are stored. Without this a provisioning client could store a hash
+// that no password opens, or one whose parameters make each login attempt cost
+// gigabytes or minutes (DESIGN.md §8). The detail names the problem, never the
+// hash.
+func checkHash(hash string) error {
+	switch err := password.Check(hash); {
+	case err == nil:
+		return nil
+	case errors.Is(err, password.ErrUnknownFormat):
+		return errHashFormat
+	default:
+		return scim.BadRequest(scim.ErrTypeInvalidValue, "passwordHash is unusable (%s): %s", strings.TrimPrefix(err.Error(), "password: "), hashLimits)
+	}
+}
+
+// hashLimits tells a client what passwordHash may hold.
+var hashLimits = fmt.Sprintf("want an argon2id PHC string ($argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>, m ≤ %d, t ≤ %d, p ≤ %d) or a bcrypt hash ($2a$, $2b$ or $2y$, cost ≤ %d)",
+	password.MaxMemory, password.MaxTime, password.MaxThreads, password.MaxBcryptCost)
+
+var errHashFormat = scim.BadRequest(scim.ErrTypeInvalidValue, "passwordHash is not a hash this hub can verify: %s", hashLimits)

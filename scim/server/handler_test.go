@@ -15,9 +15,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/connectsso/connect/scim"
 	"github.com/connectsso/connect/scim/filter"
+	"github.com/connectsso/connect/scim/password"
 	"github.com/connectsso/connect/scim/server"
 	"github.com/connectsso/connect/scim/store"
 )
@@ -406,5 +408,112 @@ func TestMetrics(t *testing.T) {
 	}
 	if c := series(t, h.reg, "connect_hub_scim_request_duration_seconds"); c != 2 {
 		t.Errorf("duration series = %d, want 2 (Users GET, Groups GET)", c)
+	}
+}
+
+// TestPasswordHashChecked: a connect passwordHash given over SCIM must be one
+// login can verify within the cost limits (DESIGN.md §8); anything else is a
+// 400 invalidValue on POST, PUT and PATCH, and nothing is stored.
+func TestPasswordHashChecked(t *testing.T) {
+	h := newHub(t)
+	ctx := context.Background()
+	argon, err := password.Hash("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := bcrypt.GenerateFromPassword([]byte("correct horse"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	salt, key := "c2FsdHNhbHRzYWx0c2FsdA", "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5"
+	bad := map[string]string{
+		"plain text":           "hunter2",
+		"argon2id garbage":     "$argon2id$broken",
+		"argon2i variant":      "$argon2i$v=19$m=19456,t=2,p=1$" + salt + "$" + key,
+		"argon2id 4 GiB":       "$argon2id$v=19$m=4194304,t=2,p=1$" + salt + "$" + key,
+		"argon2id 1000 passes": "$argon2id$v=19$m=19456,t=1000,p=1$" + salt + "$" + key,
+		"argon2id 255 lanes":   "$argon2id$v=19$m=19456,t=2,p=255$" + salt + "$" + key,
+		"bcrypt cost 31":       "$2b$31$" + string(bc[7:]),
+		"md5-crypt":            "$1$saltsalt$qjXMvbEw8oaL.CzflDugX/",
+	}
+	ext := func(hash string) map[string]any { return map[string]any{"passwordHash": hash} }
+	user := func(name, hash string) map[string]any {
+		return map[string]any{"schemas": []string{scim.SchemaUser, scim.SchemaConnectUser}, "userName": name, scim.SchemaConnectUser: ext(hash)}
+	}
+	stored := func(id string) string {
+		t.Helper()
+		u, err := h.store.GetUser(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Connect == nil {
+			return ""
+		}
+		return u.Connect.PasswordHash
+	}
+	refused := func(t *testing.T, what, hash string, code int, m map[string]any) {
+		t.Helper()
+		if code != http.StatusBadRequest || m["scimType"] != scim.ErrTypeInvalidValue {
+			t.Fatalf("%s: %d %v, want 400 invalidValue", what, code, m)
+		}
+		d, _ := m["detail"].(string)
+		if !strings.Contains(d, "passwordHash") || (len(hash) > 8 && strings.Contains(d, hash)) {
+			t.Errorf("%s: detail %q should name passwordHash and not echo the hash", what, d)
+		}
+	}
+
+	// Usable hashes are stored as given.
+	ids := map[string]string{}
+	for name, hash := range map[string]string{"argon": argon, "bcrypt": string(bc), "bcrypt-2y": "$2y$" + string(bc[4:])} {
+		code, _, u := h.call(t, adminSecret, "POST", "/Users", user(name, hash))
+		if code != http.StatusCreated {
+			t.Fatalf("POST with a %s hash: %d %v", name, code, u)
+		}
+		ids[name] = u["id"].(string)
+		if got := stored(ids[name]); got != hash {
+			t.Errorf("%s: stored %q, want %q", name, got, hash)
+		}
+	}
+	id := ids["argon"]
+	for name, hash := range bad {
+		t.Run(name, func(t *testing.T) {
+			code, _, m := h.call(t, adminSecret, "POST", "/Users", user("new-"+strings.ReplaceAll(name, " ", "-"), hash))
+			refused(t, "POST", hash, code, m)
+			if p, err := h.store.ListUsers(ctx, store.Query{Count: 100}); err != nil || p.Total != len(ids) {
+				t.Errorf("POST refused but %d users stored (%v), want %d", p.Total, err, len(ids))
+			}
+			code, _, m = h.call(t, adminSecret, "PUT", "/Users/"+id, user("argon", hash))
+			refused(t, "PUT", hash, code, m)
+			code, _, m = h.call(t, adminSecret, "PATCH", "/Users/"+id, map[string]any{"schemas": []string{scim.SchemaPatchOp},
+				"Operations": []any{map[string]any{"op": "replace", "path": scim.SchemaConnectUser + ":passwordHash", "value": hash}}})
+			refused(t, "PATCH path", hash, code, m)
+			code, _, m = h.call(t, adminSecret, "PATCH", "/Users/"+id, map[string]any{"schemas": []string{scim.SchemaPatchOp},
+				"Operations": []any{map[string]any{"op": "replace", "value": map[string]any{scim.SchemaConnectUser: ext(hash)}}}})
+			refused(t, "PATCH value", hash, code, m)
+			if got := stored(id); got != argon {
+				t.Errorf("after the refusals the stored hash is %q, want the first one", got)
+			}
+		})
+	}
+
+	// A hash stored before this check (here: written past SCIM) does not
+	// block unrelated changes, and a valid hash replaces it.
+	legacy, err := h.store.CreateUser(ctx, scim.User{UserName: "legacy", Connect: &scim.ConnectUser{PasswordHash: "{SSHA}legacy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, m := h.call(t, adminSecret, "PATCH", "/Users/"+legacy.ID, map[string]any{"schemas": []string{scim.SchemaPatchOp},
+		"Operations": []any{map[string]any{"op": "replace", "path": "title", "value": "t"}}}); code != http.StatusOK {
+		t.Errorf("PATCH title of a user with a legacy hash: %d %v", code, m)
+	}
+	if code, _, m := h.call(t, adminSecret, "PUT", "/Users/"+legacy.ID, map[string]any{"schemas": []string{scim.SchemaUser}, "userName": "legacy", "title": "u"}); code != http.StatusOK {
+		t.Errorf("PUT without passwordHash of a user with a legacy hash: %d %v", code, m)
+	}
+	if code, _, m := h.call(t, adminSecret, "PATCH", "/Users/"+legacy.ID, map[string]any{"schemas": []string{scim.SchemaPatchOp},
+		"Operations": []any{map[string]any{"op": "replace", "path": scim.SchemaConnectUser + ":passwordHash", "value": argon}}}); code != http.StatusOK {
+		t.Errorf("PATCH a valid hash over a legacy one: %d %v", code, m)
+	}
+	if got := stored(legacy.ID); got != argon {
+		t.Errorf("legacy user's hash %q, want the new one", got)
 	}
 }

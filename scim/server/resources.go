@@ -206,7 +206,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, rt *resourceTyp
 			h.writeError(w, r, err)
 			return
 		}
-		if err := h.checkUser(&u); err != nil {
+		if err := h.checkUser(&u, ""); err != nil {
 			h.writeError(w, r, err)
 			return
 		}
@@ -237,13 +237,21 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, rt *resourceTyp
 	h.writeGroup(w, r, rt, out, http.StatusCreated, false)
 }
 
-// checkUser enforces what elimity's validation cannot: a non-blank userName and
-// the password-to-hash rule.
-func (h *handler) checkUser(u *scim.User) error {
+// checkUser enforces what elimity's validation cannot: a non-blank userName,
+// the password-to-hash rule, and a passwordHash the hub can verify. kept is the
+// hash the user already has (PATCH): a hash stored before this check existed is
+// left alone until the client sends a new one.
+func (h *handler) checkUser(u *scim.User, kept string) error {
 	if strings.TrimSpace(u.UserName) == "" {
 		return errNoUserName
 	}
-	return h.hashPassword(u)
+	if err := h.hashPassword(u); err != nil {
+		return err
+	}
+	if u.Connect == nil || u.Connect.PasswordHash == "" || u.Connect.PasswordHash == kept {
+		return nil
+	}
+	return checkHash(u.Connect.PasswordHash)
 }
 
 func (h *handler) writeUser(w http.ResponseWriter, r *http.Request, rt *resourceType, u scim.User, status int) {
@@ -340,7 +348,7 @@ func (h *handler) replace(w http.ResponseWriter, r *http.Request, rt *resourceTy
 			h.writeError(w, r, err)
 			return
 		}
-		if err := h.checkUser(&u); err != nil {
+		if err := h.checkUser(&u, ""); err != nil {
 			h.writeError(w, r, err)
 			return
 		}
@@ -412,10 +420,14 @@ func (h *handler) patch(w http.ResponseWriter, r *http.Request, rt *resourceType
 	}
 	if rt.rt == scim.UserResourceType {
 		out, err := h.cfg.Store.UpdateUser(ctx, id, version, func(u *scim.User) error {
+			kept := ""
+			if u.Connect != nil {
+				kept = u.Connect.PasswordHash
+			}
 			if err := patch.ApplyUser(u, req.Operations); err != nil {
 				return badPatch(err)
 			}
-			return h.checkUser(u)
+			return h.checkUser(u, kept)
 		})
 		if err != nil {
 			h.writeError(w, r, err)
