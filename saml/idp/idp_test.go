@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -66,15 +67,69 @@ func TestParseSPMetadata(t *testing.T) {
 	}
 }
 
+// TestSafeRelayState: the classic open-redirect payloads. Browsers strip
+// tab, CR and LF anywhere in a URL and leading C0 controls and spaces, read
+// "\\" as "/", and an SP may percent-decode RelayState before redirecting.
 func TestSafeRelayState(t *testing.T) {
-	for s, want := range map[string]bool{
-		"/": true, "/app?x=1": true, "/a/b#c": true,
-		"": false, "//evil.example/": false, "/\\evil.example": false, "https://evil.example/": false,
-		"javascript:alert(1)": false, "/ok\r\nSet-Cookie: x": false,
-	} {
-		if got := safeRelayState(s); got != want {
-			t.Errorf("safeRelayState(%q) = %v, want %v", s, got, want)
-		}
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"/", true},
+		{"/app?x=1", true},
+		{"/a/b#c", true},
+		{"/kurs/%C3%9Cbung?q=a%20b", true},
+		{"/kurs/Übung", true},
+		{"/a:b/c", true},
+		{"/path/with//double", true},
+
+		{"", false},
+		{"//evil.example/", false},
+		{"//x", false},
+		{"/\\x", false},
+		{"/\\/x", false},
+		{"\\\\x", false},
+		{"/x\\y", false},
+		{"/\t/x", false},  // "/%09/x" once decoded
+		{"/%09/x", false}, // decoded by the SP
+		{"/\n/x", false},
+		{"/\r/x", false},
+		{"/\r\n/x", false},
+		{"/ok\r\nSet-Cookie: x", false},
+		{"/\x00/x", false},
+		{"/\x7f/x", false},
+		{"/%2F/x", false}, // "//x" once decoded
+		{"/%2f%2fx", false},
+		{"/%5C/x", false}, // "/\\/x" once decoded
+		{"/%0d%0a/x", false},
+		{"/%zz", false}, // does not decode
+		{" /x", false},
+		{"\t/x", false},
+		{"/ /x", false},
+		{"/x y", false},
+		{"/\u00a0/x", false}, // no-break space
+		{"/\u2028/x", false}, // line separator
+		{"/\u202e/x", false}, // right-to-left override
+		{"/\u200b/x", false}, // zero-width space
+		{"/\xff/x", false},   // not UTF-8
+		{"https:x", false},
+		{"https://evil.example/", false},
+		{"http:/x", false},
+		{"javascript:alert(1)", false},
+		{"JavaScript:alert(1)", false},
+		{"data:text/html,x", false},
+		{"evil.example", false},
+		{"x/y", false},
+		{"./x", false},
+		{"?x=1", false},
+		{"#x", false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q", tt.in), func(t *testing.T) {
+			if got := safeRelayState(tt.in); got != tt.want {
+				t.Errorf("safeRelayState(%q) = %v, want %v", tt.in, got, tt.want)
+			}
+		})
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/crewjam/saml"
 
@@ -490,10 +492,40 @@ func (p *IdP) idpInitiated(w http.ResponseWriter, r *http.Request, spID, relay s
 	idp.ServeIDPInitiated(w, r, spID, relay)
 }
 
-// safeRelayState accepts only a local path, so that an IdP-initiated link
-// cannot make an SP redirect the user off-site.
+// safeRelayState accepts only a path on the SP's own origin, so that an
+// IdP-initiated link cannot make an SP redirect the user off-site
+// (DESIGN.md §8). Browsers resolve "//host" and "/\\host" as another host
+// and delete tab, CR and LF anywhere in a URL before resolving it (so
+// "/\t/evil" becomes "//evil"); an SP may also percent-decode RelayState
+// before redirecting. So both the value and its percent-decoding must be a
+// single-slash path with no control character, no backslash and no white
+// space, and the value itself no bare "%" that does not decode.
 func safeRelayState(s string) bool {
-	return strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//") && !strings.HasPrefix(s, "/\\") && !strings.ContainsAny(s, "\r\n")
+	if !localPath(s, false) {
+		return false
+	}
+	d, err := url.PathUnescape(s)
+	return err == nil && localPath(d, true)
+}
+
+// localPath reports whether s starts with exactly one "/" and holds no
+// backslash, no control, format or white-space character and only valid
+// UTF-8. decoded allows a space (a decoded "%20" inside the path is not a
+// way off-site) but no leading one.
+func localPath(s string, decoded bool) bool {
+	if len(s) == 0 || s[0] != '/' || (len(s) > 1 && (s[1] == '/' || s[1] == '\\')) || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r == '\\':
+			return false
+		case r == ' ' && decoded:
+		case unicode.IsControl(r), unicode.IsSpace(r), unicode.Is(unicode.Cf, r):
+			return false
+		}
+	}
+	return true
 }
 
 // serveSLO handles LogoutRequests from SPs (and LogoutResponses of the

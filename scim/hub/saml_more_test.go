@@ -462,7 +462,8 @@ func TestSAMLBindingsAndIdPInitiated(t *testing.T) {
 		if code != 200 || !strings.Contains(page, "SAMLResponse") {
 			t.Fatalf("with session: %d %s", code, page)
 		}
-		for _, bad := range []string{"?sp=https%3A%2F%2Fnope.example%2F", "?sp=" + url.QueryEscape(sp.entityID()) + "&RelayState=https%3A%2F%2Fevil.example%2F", ""} {
+		for _, bad := range []string{"?sp=https%3A%2F%2Fnope.example%2F", "?sp=" + url.QueryEscape(sp.entityID()) + "&RelayState=https%3A%2F%2Fevil.example%2F",
+			"?sp=" + url.QueryEscape(sp.entityID()) + "&RelayState=%2F%09%2Fevil.example%2F", ""} {
 			code, page = browse(t, c, e.hub.URL+idp.PathIdPInitiated+bad)
 			if code < 400 || strings.Contains(page, "SAMLResponse") {
 				t.Errorf("%s: %d\n%s", bad, code, page)
