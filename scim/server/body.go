@@ -260,8 +260,9 @@ func checkHash(hash string) error {
 	}
 }
 
-// hashLimits tells a client what passwordHash may hold.
-var hashLimits = fmt.Sprintf("want an argon2id PHC string ($argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>, m ≤ %d, t ≤ %d, p ≤ %d) or a bcrypt hash ($2a$, $2b$ or $2y$, cost ≤ %d)",
+// hashLimits tells a client what passwordHash may hold (short: SCIM clients
+// show details truncated).
+var hashLimits = fmt.Sprintf("want argon2id PHC (m ≤ %d KiB, t ≤ %d, p ≤ %d) or bcrypt (cost ≤ %d)",
 	password.MaxMemory, password.MaxTime, password.MaxThreads, password.MaxBcryptCost)
 
 var errHashFormat = scim.BadRequest(scim.ErrTypeInvalidValue, "passwordHash is not a hash this hub can verify: %s", hashLimits)
