@@ -62,12 +62,13 @@
 //     csrf_token (hidden, must be sent back unchanged), saml_kind,
 //     saml_query, saml_form (hidden: the pending SAML request, send back
 //     unchanged), username and password. The page sets the cookie
-//     connect_hub_csrf, which must accompany the POST.
+//     __Host-connect_hub_csrf (connect_hub_csrf on a plain-http hub; see
+//     Cookies below), which must accompany the POST.
 //  2. POST /login with those fields (application/x-www-form-urlencoded).
 //     Success: 200 with an auto-submitting HTML form (action = the SP's ACS
 //     URL) carrying SAMLResponse and RelayState, plus the session cookie
-//     connect_hub_session (HttpOnly, SameSite=Lax, Secure when the hub URL
-//     is https). POST those two fields to the action URL.
+//     __Host-connect_hub_session (HttpOnly, SameSite=Lax, Secure, Path=/).
+//     POST those two fields to the action URL.
 //     Failure: 401 with the login page again and the single message
 //     LoginFailedMessage in the element id="login-error" (wrong password,
 //     unknown user and locked account all look the same); a wrong or missing
@@ -86,6 +87,18 @@
 // request where signing is required, a SAMLRequest that inflates beyond
 // 64 KiB, expired or malformed requests) get an HTML error page (4xx) whose
 // heading has id="title"; no SAMLResponse is ever in it.
+//
+// # Cookies
+//
+// When the hub URL is https every cookie the IdP sets has the __Host- prefix
+// (HostCookiePrefix: Secure, Path=/, no Domain; CookieName gives the name),
+// so that another host of the same site cannot set or shadow the session or
+// CSRF cookie. A plain-http hub (--insecure-http, a loopback demo) cannot
+// set a Secure cookie, so its cookies keep the bare names connect_hub_session,
+// connect_hub_csrf and connect_hub_upstream. After an upgrade, a browser's
+// cookie under the bare name is deleted and not honoured over https: its
+// user logs in once more. crewjam's logout-state cookie (saml_idp_logout,
+// Path=/saml/slo) keeps its name.
 //
 // # Assertions
 //

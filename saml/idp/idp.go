@@ -53,6 +53,7 @@ type IdP struct {
 	recorded  sync.Map
 	recordedN atomic.Int64
 	up        *upstream // nil without an upstream IdP
+	cookies   cookieNames
 }
 
 // spCacheTTL is how long a registered SP's parsed metadata is used without
@@ -86,6 +87,7 @@ func New(cfg Config) (*IdP, error) {
 		secure:  u.Scheme == "https",
 		m:       m,
 		hashSem: make(chan struct{}, c.MaxConcurrentHashes),
+		cookies: newCookieNames(u.Scheme == "https"),
 	}
 	for _, u := range []struct {
 		dst  *url.URL
@@ -149,6 +151,7 @@ func (p *IdP) Handler() http.Handler {
 		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
 		w.Header().Set("Referrer-Policy", "no-referrer")
+		p.dropLegacyCookies(w, r)
 		mux.ServeHTTP(w, r)
 	})
 }

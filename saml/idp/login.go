@@ -64,16 +64,16 @@ func pendingFrom(r *http.Request, req *saml.IdpAuthnRequest) pending {
 // csrfToken returns the request's CSRF cookie value, setting a new cookie
 // when there is none.
 func (p *IdP) csrfToken(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(CSRFCookie); err == nil && len(c.Value) >= 32 && len(c.Value) <= 64 {
+	if c, err := r.Cookie(p.cookies.csrf); err == nil && len(c.Value) >= 32 && len(c.Value) <= 64 {
 		return c.Value
 	}
 	t := randomToken()
-	http.SetCookie(w, p.cookie(CSRFCookie, t, 0))
+	http.SetCookie(w, p.cookie(p.cookies.csrf, t, 0))
 	return t
 }
 
 func (p *IdP) csrfOK(r *http.Request) bool {
-	c, err := r.Cookie(CSRFCookie)
+	c, err := r.Cookie(p.cookies.csrf)
 	if err != nil || len(c.Value) < 32 {
 		return false
 	}
@@ -219,7 +219,7 @@ func (p *IdP) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A new CSRF token for the new session.
-	http.SetCookie(w, p.cookie(CSRFCookie, randomToken(), 0))
+	http.SetCookie(w, p.cookie(p.cookies.csrf, randomToken(), 0))
 	p.m.logins.WithLabelValues(resultSuccess).Inc()
 	log.Info("login", "user_id", u.ID)
 	p.resume(w, r, pend, &freshLogin{s: s, u: u})
@@ -449,7 +449,7 @@ const fieldResubmitted = "connect_resubmitted"
 // user has a hub session; the same-site repost carries the cookie. It
 // reports whether it answered.
 func (p *IdP) resubmitCrossSite(w http.ResponseWriter, r *http.Request) bool {
-	if _, err := r.Cookie(SessionCookie); err == nil {
+	if _, err := r.Cookie(p.cookies.session); err == nil {
 		return false
 	}
 	if err := r.ParseForm(); err != nil || r.PostForm.Get("SAMLRequest") == "" || r.PostForm.Get(fieldResubmitted) != "" {
@@ -582,7 +582,7 @@ func (p *IdP) serveLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	c, err := r.Cookie(SessionCookie)
+	c, err := r.Cookie(p.cookies.session)
 	if err != nil || c.Value == "" {
 		http.Redirect(w, r, PathLogin, http.StatusSeeOther)
 		return
@@ -590,7 +590,7 @@ func (p *IdP) serveLogout(w http.ResponseWriter, r *http.Request) {
 	hash := hashSecret(c.Value)
 	s, err := p.cfg.Sessions.Session(ctx, hash)
 	if errors.Is(err, ErrNotFound) {
-		http.SetCookie(w, p.cookie(SessionCookie, "", -1))
+		http.SetCookie(w, p.cookie(p.cookies.session, "", -1))
 		http.Redirect(w, r, PathLogin, http.StatusSeeOther)
 		return
 	}
@@ -603,7 +603,7 @@ func (p *IdP) serveLogout(w http.ResponseWriter, r *http.Request) {
 		p.internalError(w, r, err)
 		return
 	}
-	http.SetCookie(w, p.cookie(SessionCookie, "", -1))
+	http.SetCookie(w, p.cookie(p.cookies.session, "", -1))
 	idp.StartLogout(p.logoutWriter(w, idp), r, p.toSAML(s, s.UserID), "")
 	if err := p.cfg.Sessions.DeleteSession(ctx, hash); err != nil {
 		p.requestLog(r).Error("end session", "err", err)

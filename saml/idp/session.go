@@ -8,16 +8,68 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/crewjam/saml"
 )
 
-// Cookie names (stable: test drivers keep cookies by name).
+// Cookie names (stable: test drivers keep cookies by name). A hub served
+// over https puts HostCookiePrefix before each (see CookieName).
 const (
 	SessionCookie = "connect_hub_session"
 	CSRFCookie    = "connect_hub_csrf"
 )
+
+// HostCookiePrefix starts the name of every cookie the IdP sets when its
+// URL is https. Browsers accept a "__Host-" cookie only when it is Secure,
+// has Path=/ and no Domain, so another host of the same site (a sibling
+// subdomain, a plain-http page) can neither set nor shadow it: no session
+// fixation or CSRF-token planting through a cookie scoped to the parent
+// domain. Plain http (--insecure-http, a loopback demo) cannot have a
+// Secure cookie, so there the names stay unprefixed.
+const HostCookiePrefix = "__Host-"
+
+// CookieName is the name the IdP served at baseURL gives the cookie named
+// name (SessionCookie, CSRFCookie): name with HostCookiePrefix when baseURL
+// is https, name itself otherwise.
+func CookieName(baseURL, name string) string {
+	if u, err := url.Parse(baseURL); err == nil && u.Scheme == "https" {
+		return HostCookiePrefix + name
+	}
+	return name
+}
+
+// cookieNames are the names (and the upstream cookie's path) of one IdP.
+type cookieNames struct {
+	session, csrf, upstream string
+	upstreamPath            string
+	// legacy are the names a hub served over https used before the
+	// __Host- prefix, by path: a request still carrying one gets it deleted
+	// (the session it holds is not honoured; the user logs in again).
+	legacy map[string]string
+}
+
+func newCookieNames(secure bool) cookieNames {
+	if !secure {
+		return cookieNames{session: SessionCookie, csrf: CSRFCookie, upstream: upstreamPendingCookie, upstreamPath: upstreamPendingPath}
+	}
+	return cookieNames{
+		session: HostCookiePrefix + SessionCookie, csrf: HostCookiePrefix + CSRFCookie,
+		upstream: HostCookiePrefix + upstreamPendingCookie, upstreamPath: "/",
+		legacy: map[string]string{SessionCookie: "/", CSRFCookie: "/", upstreamPendingCookie: upstreamPendingPath},
+	}
+}
+
+// dropLegacyCookies deletes the unprefixed cookies of an older hub version
+// that the request carries (https only).
+func (p *IdP) dropLegacyCookies(w http.ResponseWriter, r *http.Request) {
+	for name, path := range p.cookies.legacy {
+		if _, err := r.Cookie(name); err == nil {
+			http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+		}
+	}
+}
 
 func randomToken() string {
 	b := make([]byte, 32)
@@ -36,7 +88,7 @@ func (p *IdP) cookie(name, value string, maxAge int) *http.Cookie {
 // is ended, so a session id planted before login is useless) and sets its
 // cookie on w.
 func (p *IdP) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, u User) (Session, error) {
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+	if c, err := r.Cookie(p.cookies.session); err == nil && c.Value != "" {
 		if err := p.cfg.Sessions.DeleteSession(ctx, hashSecret(c.Value)); err != nil {
 			p.requestLog(r).Warn("end previous session", "err", err)
 		}
@@ -55,7 +107,7 @@ func (p *IdP) startSession(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err := p.cfg.Sessions.CreateSession(ctx, s); err != nil {
 		return Session{}, fmt.Errorf("create session: %w", err)
 	}
-	http.SetCookie(w, p.cookie(SessionCookie, secret, int(p.cfg.SessionLifetime/time.Second)))
+	http.SetCookie(w, p.cookie(p.cookies.session, secret, int(p.cfg.SessionLifetime/time.Second)))
 	return s, nil
 }
 
@@ -64,7 +116,7 @@ func (p *IdP) startSession(ctx context.Context, w http.ResponseWriter, r *http.R
 // session whose user is gone is ended. A suspended user's session is ended
 // and reported with errSuspended.
 func (p *IdP) currentSession(ctx context.Context, r *http.Request) (Session, User, bool, error) {
-	c, err := r.Cookie(SessionCookie)
+	c, err := r.Cookie(p.cookies.session)
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
 		return Session{}, User{}, false, nil
 	}
@@ -196,7 +248,7 @@ func (sp *sessionProvider) candidates(r *http.Request) ([]Session, error) {
 	ctx := r.Context()
 	var out []Session
 	seen := map[string]bool{}
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" && len(c.Value) <= 128 {
+	if c, err := r.Cookie(p.cookies.session); err == nil && c.Value != "" && len(c.Value) <= 128 {
 		s, err := p.cfg.Sessions.Session(ctx, hashSecret(c.Value))
 		if err == nil {
 			out = append(out, s)
@@ -228,7 +280,7 @@ func (sp *sessionProvider) InvalidateSession(w http.ResponseWriter, r *http.Requ
 		return err
 	}
 	var cookieHash []byte
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+	if c, err := r.Cookie(p.cookies.session); err == nil && c.Value != "" {
 		cookieHash = hashSecret(c.Value)
 	}
 	for _, s := range cands {
@@ -239,7 +291,7 @@ func (sp *sessionProvider) InvalidateSession(w http.ResponseWriter, r *http.Requ
 			return err
 		}
 		if cookieHash != nil && string(cookieHash) == string(s.Hash) {
-			http.SetCookie(w, p.cookie(SessionCookie, "", -1))
+			http.SetCookie(w, p.cookie(p.cookies.session, "", -1))
 		}
 	}
 	return nil

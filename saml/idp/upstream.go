@@ -34,6 +34,10 @@ const (
 // IdP resumes (deflated; it is the user's own request, not a secret).
 const upstreamPendingCookie = "connect_hub_upstream"
 
+// upstreamPendingPath scopes that cookie on a plain-http hub; over https it
+// is a __Host- cookie, which must have Path=/.
+const upstreamPendingPath = "/saml/upstream/"
+
 // maxPendingCookie bounds that cookie (browsers drop cookies over ~4 KB).
 const maxPendingCookie = 3800
 
@@ -140,6 +144,13 @@ func (u *upstream) middleware(ctx context.Context) (*samlsp.Middleware, error) {
 	// DESIGN.md §8: SHA-1 signatures are refused from the upstream IdP too.
 	mw.ServiceProvider.RejectSHA1Signatures = true
 	mw.Session = upstreamSessions{u}
+	// Over https the tracked-request cookies are __Host- cookies too
+	// (HostCookiePrefix): Path=/ instead of the ACS path.
+	if t, ok := mw.RequestTracker.(samlsp.CookieRequestTracker); ok && u.p.secure {
+		t.NamePrefix = HostCookiePrefix + t.NamePrefix
+		t.Path = "/"
+		mw.RequestTracker = t
+	}
 	mw.OnError = u.onError
 	u.mw, u.built, u.keySum = mw, now, string(keyPEM)
 	return mw, nil
@@ -226,7 +237,7 @@ func (s upstreamSessions) CreateSession(w http.ResponseWriter, r *http.Request, 
 	if _, err := p.startSession(r.Context(), w, r, user); err != nil {
 		return err
 	}
-	http.SetCookie(w, p.cookie(CSRFCookie, randomToken(), 0))
+	http.SetCookie(w, p.cookie(p.cookies.csrf, randomToken(), 0))
 	p.m.logins.WithLabelValues(resultUpstream).Inc()
 	p.requestLog(r).Info("login through the upstream IdP", "user_id", user.ID)
 	return nil
@@ -306,7 +317,7 @@ func (p *IdP) serveUpstreamLogin(w http.ResponseWriter, r *http.Request) {
 	if mw == nil {
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: upstreamPendingCookie, Value: enc, Path: "/saml/upstream/", MaxAge: int(p.cfg.LoginWindow / time.Second),
+	http.SetCookie(w, &http.Cookie{Name: p.cookies.upstream, Value: enc, Path: p.cookies.upstreamPath, MaxAge: int(p.cfg.LoginWindow / time.Second),
 		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
 	// The tracked request returns to the resume route, whatever this URL was.
 	r2 := r.Clone(r.Context())
@@ -336,9 +347,9 @@ func (p *IdP) serveUpstreamResume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var pend pending
-	if c, err := r.Cookie(upstreamPendingCookie); err == nil {
+	if c, err := r.Cookie(p.cookies.upstream); err == nil {
 		pend, _ = decodePending(c.Value)
-		http.SetCookie(w, &http.Cookie{Name: upstreamPendingCookie, Value: "", Path: "/saml/upstream/", MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
+		http.SetCookie(w, &http.Cookie{Name: p.cookies.upstream, Value: "", Path: p.cookies.upstreamPath, MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
 	}
 	p.resume(w, r, pend, &freshLogin{s: s, u: u})
 }

@@ -104,7 +104,7 @@ func (bh *benchHub) login(b *testing.B, remote string) *http.Cookie {
 	form := url.Values{idp.FieldCSRF: {csrf}, idp.FieldUserName: {"alice"}, idp.FieldPassword: {"pw"}}
 	r := httptest.NewRequest("POST", "https://hub.example.org"+idp.PathLogin, strings.NewReader(form.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.AddCookie(&http.Cookie{Name: idp.CSRFCookie, Value: csrf})
+	r.AddCookie(&http.Cookie{Name: idp.CookieName("https://hub.example.org", idp.CSRFCookie), Value: csrf})
 	r.RemoteAddr = remote
 	w := httptest.NewRecorder()
 	bh.h.ServeHTTP(w, r)
@@ -112,7 +112,7 @@ func (bh *benchHub) login(b *testing.B, remote string) *http.Cookie {
 		b.Fatalf("login: %d %s", w.Code, w.Body.String())
 	}
 	for _, c := range w.Result().Cookies() {
-		if c.Name == idp.SessionCookie {
+		if c.Name == idp.CookieName("https://hub.example.org", idp.SessionCookie) {
 			return c
 		}
 	}
@@ -227,7 +227,7 @@ func BenchmarkSAMLLoginStorm(b *testing.B) {
 				form := url.Values{idp.FieldCSRF: {csrf}, idp.FieldUserName: {"alice"}, idp.FieldPassword: {pw}}
 				r := httptest.NewRequest("POST", "https://hub.example.org"+idp.PathLogin, strings.NewReader(form.Encode()))
 				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				r.AddCookie(&http.Cookie{Name: idp.CSRFCookie, Value: csrf})
+				r.AddCookie(&http.Cookie{Name: idp.CookieName("https://hub.example.org", idp.CSRFCookie), Value: csrf})
 				r.RemoteAddr = fmt.Sprintf("10.1.%d.%d:1", i/250, i%250)
 				w := httptest.NewRecorder()
 				bh.h.ServeHTTP(w, r)

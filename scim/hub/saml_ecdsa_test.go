@@ -117,13 +117,13 @@ func TestSAMLECDSA(t *testing.T) {
 	// Hub logout with that SP as a participant: the LogoutRequest goes to the
 	// SP, whose LogoutResponse comes back and finishes the logout.
 	hubURL, _ := url.Parse(e.hub.URL)
-	secret := cookieValue(c, hubURL, idp.SessionCookie)
+	secret := cookieValue(c, hubURL, idp.CookieName(e.hub.URL, idp.SessionCookie))
 	parts, _ := e.st.IdPSessionParticipants(context.Background(), hashFor(secret))
 	if len(parts) != 1 {
 		t.Fatalf("participants %+v", parts)
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := c.PostForm(e.hub.URL+idp.PathLogout, url.Values{idp.FieldCSRF: {cookieValue(c, hubURL, idp.CSRFCookie)}})
+	resp, err := c.PostForm(e.hub.URL+idp.PathLogout, url.Values{idp.FieldCSRF: {cookieValue(c, hubURL, idp.CookieName(e.hub.URL, idp.CSRFCookie))}})
 	code, body := readBody(t, resp, err)
 	var reqID string
 	switch {

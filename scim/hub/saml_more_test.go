@@ -302,13 +302,13 @@ func TestSAMLLoginForm(t *testing.T) {
 		c := e.browser(t)
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		hubURL, _ := url.Parse(e.hub.URL)
-		c.Jar.SetCookies(hubURL, []*http.Cookie{{Name: idp.SessionCookie, Value: "planted-by-attacker", Path: "/"}})
+		c.Jar.SetCookies(hubURL, []*http.Cookie{{Name: idp.CookieName(e.hub.URL, idp.SessionCookie), Value: "planted-by-attacker", Path: "/"}})
 		login := func() string {
 			t.Helper()
 			_, page := browse(t, c, e.hub.URL+idp.PathLogin)
 			_, v := formFields(page)
 			if v.Get(idp.FieldCSRF) == "" { // the logged-in page has the logout form's token
-				v.Set(idp.FieldCSRF, cookieValue(c, hubURL, idp.CSRFCookie))
+				v.Set(idp.FieldCSRF, cookieValue(c, hubURL, idp.CookieName(e.hub.URL, idp.CSRFCookie)))
 			}
 			v.Set(idp.FieldUserName, "alice")
 			v.Set(idp.FieldPassword, "pw-alice")
@@ -321,13 +321,13 @@ func TestSAMLLoginForm(t *testing.T) {
 				t.Fatalf("login: %d", resp.StatusCode)
 			}
 			for _, h := range resp.Header.Values("Set-Cookie") {
-				if strings.HasPrefix(h, idp.SessionCookie+"=") {
+				if strings.HasPrefix(h, idp.CookieName(e.hub.URL, idp.SessionCookie)+"=") {
 					for _, attr := range []string{"HttpOnly", "Secure", "SameSite=Lax", "Path=/"} {
 						if !strings.Contains(h, attr) {
 							t.Errorf("session cookie %q lacks %s", h, attr)
 						}
 					}
-					return strings.TrimPrefix(strings.Split(h, ";")[0], idp.SessionCookie+"=")
+					return strings.TrimPrefix(strings.Split(h, ";")[0], idp.CookieName(e.hub.URL, idp.SessionCookie)+"=")
 				}
 			}
 			t.Fatal("no session cookie set")
@@ -476,7 +476,7 @@ func TestSAMLBindingsAndIdPInitiated(t *testing.T) {
 		c := e.browser(t)
 		e.spLogin(t, c, sp, "alice", "pw-alice")
 		hubURL, _ := url.Parse(e.hub.URL)
-		secret := cookieValue(c, hubURL, idp.SessionCookie)
+		secret := cookieValue(c, hubURL, idp.CookieName(e.hub.URL, idp.SessionCookie))
 		if _, err := e.st.IdPSession(context.Background(), hashFor(secret)); err != nil {
 			t.Fatal(err)
 		}
@@ -509,7 +509,7 @@ func TestSAMLBindingsAndIdPInitiated(t *testing.T) {
 	t.Run("hub logout", func(t *testing.T) {
 		c := e.loggedIn(t, "alice", "pw-alice")
 		hubURL, _ := url.Parse(e.hub.URL)
-		secret := cookieValue(c, hubURL, idp.SessionCookie)
+		secret := cookieValue(c, hubURL, idp.CookieName(e.hub.URL, idp.SessionCookie))
 		code, page := browse(t, c, e.hub.URL+idp.PathLogout)
 		if code != 200 || !strings.Contains(page, "logout-submit") {
 			t.Fatal(code, page)

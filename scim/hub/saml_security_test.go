@@ -1,0 +1,154 @@
+package hub
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/connectsso/connect/saml/idp"
+)
+
+// newPlainSAMLEnv serves the hub over plain http on loopback (what
+// --insecure-http and the demo do).
+func newPlainSAMLEnv(t *testing.T, configure func(*Config)) *samlEnv {
+	t.Helper()
+	st := openTestStore(t)
+	srv := httptest.NewServer(nil)
+	t.Cleanup(srv.Close)
+	e := &samlEnv{st: st, hub: srv, reg: prometheus.NewRegistry(), logs: newSyncBuffer()}
+	k := sharedKey(t)
+	cfg := Config{
+		Listen: "127.0.0.1:0", URL: srv.URL, Name: "Test hub", Store: st,
+		Logger: slog.New(slog.NewTextHandler(e.logs, nil)), Registry: e.reg, Version: "test",
+		SAML: SAMLConfig{KeyPEM: k.KeyPEM, CertPEM: k.CertPEM},
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = h.Handler()
+	return e
+}
+
+// setCookies returns the response's Set-Cookie headers by cookie name.
+func setCookies(resp *http.Response) map[string]string {
+	out := map[string]string{}
+	for _, h := range resp.Header.Values("Set-Cookie") {
+		name, _, _ := strings.Cut(h, "=")
+		out[name] = h
+	}
+	return out
+}
+
+// postLogin posts the login form of a fresh GET /login and returns the
+// answer (not following its redirect).
+func postLogin(t *testing.T, e *samlEnv, c *http.Client, user, pw string) *http.Response {
+	t.Helper()
+	_, page := browse(t, c, e.hub.URL+idp.PathLogin)
+	_, v := formFields(page)
+	v.Set(idp.FieldUserName, user)
+	v.Set(idp.FieldPassword, pw)
+	resp, err := c.PostForm(e.hub.URL+idp.PathLogin, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	return resp
+}
+
+// TestSAMLHostCookies: over https every IdP cookie is a __Host- cookie
+// (Secure, Path=/, no Domain), so a sibling host cannot plant or shadow the
+// session or CSRF cookie; a cookie under the old name is ignored and
+// deleted. Over plain http the names stay as they were.
+func TestSAMLHostCookies(t *testing.T) {
+	t.Run("https", func(t *testing.T) {
+		e := newSAMLEnv(t, nil)
+		e.addUser(t, "alice", "pw-alice", true)
+		c := e.browser(t)
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp := postLogin(t, e, c, "alice", "pw-alice")
+		set := setCookies(resp)
+		for _, name := range []string{idp.SessionCookie, idp.CSRFCookie} {
+			if _, ok := set[name]; ok {
+				t.Errorf("unprefixed cookie %s set over https: %s", name, set[name])
+			}
+			h, ok := set["__Host-"+name]
+			if !ok {
+				t.Fatalf("no __Host-%s cookie; Set-Cookie: %q", name, resp.Header.Values("Set-Cookie"))
+			}
+			for _, attr := range []string{"Secure", "Path=/", "HttpOnly", "SameSite=Lax"} {
+				if !strings.Contains(h, attr) {
+					t.Errorf("%s lacks %s", h, attr)
+				}
+			}
+			if strings.Contains(strings.ToLower(h), "domain=") {
+				t.Errorf("%s has a Domain", h)
+			}
+			if got := idp.CookieName(e.hub.URL, name); got != "__Host-"+name {
+				t.Errorf("CookieName = %q", got)
+			}
+		}
+		hubURL, _ := url.Parse(e.hub.URL)
+		secret := cookieValue(c, hubURL, "__Host-"+idp.SessionCookie)
+		if _, page := browse(t, c, e.hub.URL+idp.PathLogin); !strings.Contains(page, "Logged in") {
+			t.Fatalf("the __Host- session is not honoured:\n%s", page)
+		}
+
+		// A browser upgraded from a hub that set the unprefixed name: that
+		// cookie (even with a live session behind it) is not a session any
+		// more, and the hub deletes it.
+		old := e.browser(t)
+		old.Jar.SetCookies(hubURL, []*http.Cookie{{Name: idp.SessionCookie, Value: secret, Path: "/"}, {Name: idp.CSRFCookie, Value: strings.Repeat("c", 43), Path: "/"}})
+		resp, err := old.Get(e.hub.URL + idp.PathLogin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, page := readBody(t, resp, nil)
+		if code != 200 || !strings.Contains(page, `id="login-form"`) {
+			t.Fatalf("old cookie name: want the login form, got %d\n%s", code, page)
+		}
+		set = setCookies(resp)
+		for _, name := range []string{idp.SessionCookie, idp.CSRFCookie} {
+			if h := set[name]; !strings.Contains(h, "Max-Age=0") {
+				t.Errorf("old cookie %s not deleted: %q", name, h)
+			}
+		}
+		if cookieValue(old, hubURL, idp.SessionCookie) != "" {
+			t.Error("the jar still holds the old session cookie")
+		}
+	})
+
+	t.Run("plain http", func(t *testing.T) {
+		e := newPlainSAMLEnv(t, nil)
+		e.addUser(t, "alice", "pw-alice", true)
+		c := e.browser(t)
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		set := setCookies(postLogin(t, e, c, "alice", "pw-alice"))
+		for _, name := range []string{idp.SessionCookie, idp.CSRFCookie} {
+			h, ok := set[name]
+			if !ok {
+				t.Fatalf("no %s cookie over http: %v", name, set)
+			}
+			if strings.Contains(h, "Secure") || strings.HasPrefix(h, "__Host-") {
+				t.Errorf("http cookie %s", h)
+			}
+			if got := idp.CookieName(e.hub.URL, name); got != name {
+				t.Errorf("CookieName = %q", got)
+			}
+		}
+		if _, page := browse(t, c, e.hub.URL+idp.PathLogin); !strings.Contains(page, "Logged in") {
+			t.Fatalf("http session not honoured:\n%s", page)
+		}
+	})
+}
