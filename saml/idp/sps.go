@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -156,27 +157,19 @@ func httpURL(s string) error {
 // LoadSPMetadata reads SP metadata from a local file or an http(s) URL
 // (fetched with client, or a 30-second default) and parses it with
 // ParseSPMetadata. It returns the raw bytes and the parsed entity.
+//
+// A URL must be https, unless its host is loopback (a test SP on the same
+// machine): metadata carries the keys and ACS URLs the hub trusts, so it must
+// not be open to whoever sits on the path. Redirects are refused, not
+// followed: the error names where the URL points, so the operator can check
+// that address and give it instead. The body is bounded by MaxMetadataSize,
+// and the fetch by client's Timeout (30 seconds when it has none).
 func LoadSPMetadata(ctx context.Context, client *http.Client, fileOrURL string) ([]byte, *saml.EntityDescriptor, error) {
 	var data []byte
 	if strings.HasPrefix(fileOrURL, "http://") || strings.HasPrefix(fileOrURL, "https://") {
-		if client == nil {
-			client = &http.Client{Timeout: 30 * time.Second}
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fileOrURL, nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("metadata URL %q: %w", fileOrURL, err)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, nil, fmt.Errorf("fetch metadata: %w", err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, nil, fmt.Errorf("fetch metadata %s: HTTP %d", fileOrURL, resp.StatusCode)
-		}
-		data, err = io.ReadAll(io.LimitReader(resp.Body, MaxMetadataSize+1))
-		if err != nil {
-			return nil, nil, fmt.Errorf("fetch metadata: %w", err)
+		var err error
+		if data, err = fetchSPMetadata(ctx, client, fileOrURL); err != nil {
+			return nil, nil, err
 		}
 	} else {
 		f, err := os.Open(fileOrURL)
@@ -194,4 +187,61 @@ func LoadSPMetadata(ctx context.Context, client *http.Client, fileOrURL string) 
 		return nil, nil, err
 	}
 	return data, ed, nil
+}
+
+// fetchSPMetadata is the URL half of LoadSPMetadata.
+func fetchSPMetadata(ctx context.Context, client *http.Client, rawURL string) ([]byte, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("metadata URL %q: not an absolute URL", rawURL)
+	}
+	if u.Scheme != "https" && !loopbackMetadataHost(u.Hostname()) {
+		return nil, fmt.Errorf("metadata URL %s: plain http is refused (the metadata holds the keys the hub trusts); use https", u.Redacted())
+	}
+	c := &http.Client{}
+	if client != nil {
+		*c = *client // a copy: the caller's client keeps its own redirect policy
+	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if c.Timeout <= 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("metadata URL %s: %w", u.Redacted(), err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode < 400 && loc != "" {
+		to := loc
+		if lu, err := u.Parse(loc); err == nil {
+			to = lu.Redacted()
+		}
+		return nil, fmt.Errorf("fetch metadata %s: HTTP %d redirects to %s; redirects are not followed: check that address and give it as --metadata if it is right", u.Redacted(), resp.StatusCode, to)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch metadata %s: HTTP %d", u.Redacted(), resp.StatusCode)
+	}
+	if resp.ContentLength > MaxMetadataSize {
+		return nil, fmt.Errorf("fetch metadata %s: %w: larger than %d bytes", u.Redacted(), ErrBadMetadata, MaxMetadataSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxMetadataSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("fetch metadata: %w", err)
+	}
+	return data, nil
+}
+
+// loopbackMetadataHost reports whether host is localhost or a loopback address.
+func loopbackMetadataHost(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
