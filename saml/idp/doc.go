@@ -30,7 +30,8 @@
 //	GET       /saml/upstream/metadata the hub's SP metadata (register it at the IdP)
 //	GET       /saml/upstream/login    start a login there (the login page's link,
 //	                                  id="upstream-login", carries the pending request)
-//	POST      /saml/upstream/acs      the IdP's Response (signed requests, InResponseTo checked)
+//	POST      /saml/upstream/acs      the IdP's Response (signed requests, InResponseTo checked,
+//	                                  no SHA-1, each assertion once across replicas)
 //	GET       /saml/upstream/resume   continue the pending SAML request with the new session
 //
 // The asserted attribute (default email) must match exactly one hub user's

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,8 +143,12 @@ func (u *upstream) middleware(ctx context.Context) (*samlsp.Middleware, error) {
 		return nil, fmt.Errorf("upstream SP: %w", err)
 	}
 	mw.ServiceProvider.AuthnNameIDFormat = saml.UnspecifiedNameIDFormat
-	// DESIGN.md §8: SHA-1 signatures are refused from the upstream IdP too.
+	// DESIGN.md §8: SHA-1 signatures are refused from the upstream IdP too,
+	// an unsolicited Response is refused, and an assertion is accepted once
+	// across every replica.
 	mw.ServiceProvider.RejectSHA1Signatures = true
+	mw.ServiceProvider.AllowIDPInitiated = false
+	mw.ServiceProvider.ReplayCache = sharedReplays{u.p}
 	mw.Session = upstreamSessions{u}
 	// Over https the tracked-request cookies are __Host- cookies too
 	// (HostCookiePrefix): Path=/ instead of the ACS path.
@@ -154,6 +160,52 @@ func (u *upstream) middleware(ctx context.Context) (*samlsp.Middleware, error) {
 	mw.OnError = u.onError
 	u.mw, u.built, u.keySum = mw, now, string(keyPEM)
 	return mw, nil
+}
+
+// Replay records of upstream assertions.
+const (
+	// replayKeyPrefix starts their Throttles keys (AccountKey uses "user:",
+	// AddressKey "ip:").
+	replayKeyPrefix = "saml-replay:"
+	// replaySlack keeps a record past the moment crewjam stops accepting
+	// the assertion, for clock differences between replicas.
+	replaySlack = 5 * time.Minute
+	// replayTimeout bounds the store write (crewjam passes no context).
+	replayTimeout = 10 * time.Second
+)
+
+// sharedReplays is the upstream SP's saml.AssertionReplayCache, shared by
+// every hub replica: the tracked-request cookie ties a Response to the
+// browser that started the login, but whoever holds a captured Response and
+// that cookie (a proxy log, a shared computer) could post it again, to this
+// replica or another, until it expires.
+//
+// It keeps its records in Throttles, the IdP's store-backed counters: one
+// counter per assertion ID (hashed: the ID is the IdP's choice of length),
+// counted atomically in the shared store with a window that outlasts the
+// assertion; a count above one is a replay. The hub's cleanup purges the
+// counters with the stale login throttles a day later, long after crewjam
+// stops accepting the assertion (MaxIssueDelay after its IssueInstant).
+type sharedReplays struct{ p *IdP }
+
+var _ saml.AssertionReplayCache = sharedReplays{}
+
+// Consume implements saml.AssertionReplayCache: saml.ErrAssertionReplayed
+// when id was consumed before; any store error refuses the assertion too.
+func (c sharedReplays) Consume(id string, expiresAt time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), replayTimeout)
+	defer cancel()
+	now := c.p.now()
+	window := max(expiresAt.Sub(now), 0) + replaySlack
+	sum := sha256.Sum256([]byte(id))
+	t, err := c.p.cfg.Throttles.RecordLoginFailure(ctx, replayKeyPrefix+hex.EncodeToString(sum[:]), now, window, 0, 0)
+	if err != nil {
+		return fmt.Errorf("record assertion id: %w", err)
+	}
+	if t.Failures > 1 {
+		return saml.ErrAssertionReplayed
+	}
+	return nil
 }
 
 func (u *upstream) clock() *dsig.Clock {
@@ -200,6 +252,11 @@ func (u *upstream) onError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrAmbiguous):
 		p.m.logins.WithLabelValues(resultUpstreamUnknown).Inc()
 		p.refuse(w, r, "upstream_ambiguous", http.StatusForbidden, "Account not clear", "You logged in at "+u.cfg.Name+", but several accounts of this hub match you. Ask your administrator.")
+	case errors.Is(err, saml.ErrAssertionReplayed):
+		p.m.logins.WithLabelValues(resultError).Inc()
+		p.m.refusals.WithLabelValues("upstream_replay").Inc()
+		p.requestLog(r).Warn("upstream login refused: assertion replayed", "addr", p.clientIP(r), "err", err)
+		p.errorPage(w, r, http.StatusForbidden, "Login failed", "The login at "+u.cfg.Name+" could not be accepted. Try again, or ask your administrator.")
 	default:
 		p.m.logins.WithLabelValues(resultError).Inc()
 		p.requestLog(r).Info("upstream login refused", "err", err)

@@ -1,10 +1,13 @@
 package hub
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -151,4 +154,113 @@ func TestSAMLHostCookies(t *testing.T) {
 			t.Fatalf("http session not honoured:\n%s", page)
 		}
 	})
+}
+
+// TestSAMLUpstreamReplay: a Response of the upstream IdP, posted again
+// with the tracked-request cookie it came with (captured from a proxy log or
+// a shared computer), is refused by the replica that accepted it and by
+// another replica over the same store.
+func TestSAMLUpstreamReplay(t *testing.T) {
+	entStore := openTestStore(t)
+	ent := newSAMLEnvHost(t, entStore, "idp.example.com", func(c *Config) { c.Name = "Enterprise" })
+	ent.addUser(t, "ada", "enterprise pw", true)
+	_, md := browse(t, ent.browser(t), ent.hub.URL+idp.PathMetadata)
+	mdFile := filepath.Join(t.TempDir(), "enterprise.xml")
+	if err := os.WriteFile(mdFile, []byte(md), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := openTestStore(t)
+	var cfgA Config
+	a := newSAMLEnvHost(t, st, "hub.example.com", func(c *Config) {
+		c.SAML.Upstream = UpstreamConfig{Metadata: mdFile, Name: "Enterprise", MatchAttribute: "email"}
+		cfgA = *c
+	})
+	a.addUser(t, "ada", "", true)
+	_, upMD := browse(t, a.browser(t), a.hub.URL+idp.PathUpstreamMetadata)
+	if _, err := RegisterServiceProvider(context.Background(), entStore, "test", []byte(upMD), "hub", true); err != nil {
+		t.Fatal(err)
+	}
+	// Replica B: another hub process over the same store and URL.
+	cfgB := cfgA
+	cfgB.Registry = prometheus.NewRegistry()
+	b, err := New(cfgB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicaB := b.Handler()
+
+	// capture logs in at the enterprise IdP and returns the Response form
+	// the browser would post to the hub, with the hub's tracked-request
+	// cookies.
+	capture := func() (string, url.Values, []*http.Cookie) {
+		t.Helper()
+		c := a.browser(t)
+		code, page := browse(t, c, a.hub.URL+idp.PathUpstreamLogin)
+		if code != 200 || !strings.Contains(page, "Log in to Enterprise") {
+			t.Fatalf("want the enterprise login page: %d\n%s", code, page)
+		}
+		code, page = ent.submitLogin(t, c, page, "ada", "enterprise pw")
+		if code != 200 || !strings.Contains(page, "SAMLResponse") {
+			t.Fatalf("enterprise login: %d\n%s", code, page)
+		}
+		action, v := formFields(page)
+		hubURL, _ := url.Parse(a.hub.URL)
+		var tracked []*http.Cookie
+		for _, k := range c.Jar.Cookies(hubURL) {
+			if strings.HasPrefix(k.Name, "__Host-saml_") {
+				tracked = append(tracked, k)
+			}
+		}
+		if len(tracked) == 0 {
+			t.Fatalf("no __Host-saml_ tracked-request cookie: %v", c.Jar.Cookies(hubURL))
+		}
+		return action, v, tracked
+	}
+	request := func(action string, v url.Values, cookies []*http.Cookie) *http.Request {
+		r := httptest.NewRequest("POST", action, strings.NewReader(v.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.RemoteAddr = "192.0.2.7:4000"
+		for _, k := range cookies {
+			r.AddCookie(k)
+		}
+		return r
+	}
+	toA := func(action string, v url.Values, cookies []*http.Cookie) (int, string) {
+		t.Helper()
+		c := a.browser(t)
+		c.Jar = nil
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		r := request(action, v, cookies)
+		r.RequestURI = ""
+		resp, err := c.Do(r)
+		return readBody(t, resp, err)
+	}
+	toB := func(action string, v url.Values, cookies []*http.Cookie) (int, string) {
+		w := httptest.NewRecorder()
+		replicaB.ServeHTTP(w, request(action, v, cookies))
+		return w.Code, w.Body.String()
+	}
+	accepted := func(code int, page string) bool {
+		return code == http.StatusFound && !strings.Contains(page, "Login failed")
+	}
+
+	action, v, tracked := capture()
+	if code, page := toA(action, v, tracked); !accepted(code, page) {
+		t.Fatalf("first post to replica A: %d\n%s\n%s", code, page, a.logs.String())
+	}
+	code, page := toA(action, v, tracked)
+	wantRefusal(t, code, page, http.StatusForbidden, "Login failed")
+	code, page = toB(action, v, tracked)
+	wantRefusal(t, code, page, http.StatusForbidden, "Login failed")
+	if !strings.Contains(a.logs.String(), "assertion replayed") {
+		t.Errorf("replay not logged:\n%s", a.logs.String())
+	}
+
+	// The other way round: first at B, replayed at A.
+	action, v, tracked = capture()
+	if code, page := toB(action, v, tracked); !accepted(code, page) {
+		t.Fatalf("first post to replica B: %d\n%s", code, page)
+	}
+	code, page = toA(action, v, tracked)
+	wantRefusal(t, code, page, http.StatusForbidden, "Login failed")
 }
