@@ -7,7 +7,9 @@
 // plan of each task; task locks with fencing tokens; a readiness mark that tells
 // the engine whether the map is complete; and the SAML replay cache. SSO sessions
 // are shared by all hubs (looked up by session id) and indexed by (hub, subject)
-// for single logout. Setup secrets are not here: they live in the local directory.
+// for single logout, and so are the throttle counters of the local login form
+// (Attempt), so that replicas together allow only the configured number of
+// failed logins. Setup secrets are not here: they live in the local directory.
 //
 // State is a cache of facts that can be rebuilt: when it is lost (a Redis restarted
 // empty) Ready reports false and the engine runs a full reconcile that rebuilds

@@ -218,6 +218,21 @@ type State interface {
 	// ErrInvalid for an empty id or an expiry not after now.
 	Seen(ctx context.Context, hub, id string, expiry time.Time) (first bool, err error)
 
+	// Attempt records the attempt id in the throttle counter name and returns
+	// how many attempts the counter holds and whether id is one of them. A
+	// counter starts with its first attempt and is forgotten window later (a
+	// fixed window); once it holds limit attempts, other ids are not recorded
+	// (admitted false) until then. The same id again — a call resent after a
+	// lost reply — is counted once. Replicas sharing the backend share the
+	// counters: the local login form counts its attempts per account and per
+	// source address this way. ErrInvalid for a bad name or id, a limit outside
+	// 1..MaxAttemptLimit, or window ≤ 0.
+	Attempt(ctx context.Context, name, id string, limit int, window time.Duration) (n int, admitted bool, err error)
+	// ForgetAttempts removes the attempts ids from the counter name, or the
+	// whole counter when no id is given. Forgetting what is absent is not an
+	// error.
+	ForgetAttempts(ctx context.Context, name string, ids ...string) error
+
 	// Ping checks the backend is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the backend.
@@ -243,10 +258,27 @@ func DeleteLinks(ctx context.Context, s State, hub string, f Fence, kind Kind, i
 }
 
 // Limits on names, enforced by every backend through the Check functions.
+// MaxAttemptLimit bounds one throttle counter (Attempt), which stores the ids
+// it holds.
 const (
-	MaxHubLen = 200
-	MaxIDLen  = 1024
+	MaxHubLen       = 200
+	MaxIDLen        = 1024
+	MaxAttemptLimit = 10_000
 )
+
+// CheckAttempt returns ErrInvalid unless the arguments of Attempt are valid.
+func CheckAttempt(name, id string, limit int, window time.Duration) error {
+	if err := CheckName("counter", name); err != nil {
+		return err
+	}
+	if err := CheckName("attempt id", id); err != nil {
+		return err
+	}
+	if limit < 1 || limit > MaxAttemptLimit || window <= 0 {
+		return fmt.Errorf("attempt limit %d in %v: %w", limit, window, ErrInvalid)
+	}
+	return nil
+}
 
 // CheckHub returns ErrInvalid unless hub is a valid hub id: non-empty, at most
 // MaxHubLen bytes, no braces (a Redis Cluster hash tag) and no control or space

@@ -29,6 +29,7 @@ type State struct {
 	clock     func() time.Time
 	hubs      map[string]*hub
 	sessions  map[string]session
+	attempts  map[string]*attempts
 	lastSweep time.Time
 	closed    bool
 }
@@ -62,6 +63,12 @@ type fence struct {
 	owner string
 }
 
+// attempts is one throttle counter: the attempt ids it holds until expires.
+type attempts struct {
+	ids     map[string]bool
+	expires time.Time
+}
+
 type session struct {
 	s       state.Session
 	expires time.Time
@@ -73,7 +80,7 @@ func New(cfg Config) *State {
 	if c == nil {
 		c = time.Now
 	}
-	return &State{clock: c, hubs: map[string]*hub{}, sessions: map[string]session{}}
+	return &State{clock: c, hubs: map[string]*hub{}, sessions: map[string]session{}, attempts: map[string]*attempts{}}
 }
 
 // sweepEvery bounds how long expired sessions and replay ids stay in memory when
@@ -126,6 +133,11 @@ func (s *State) sweep(now time.Time) {
 	for id, ss := range s.sessions {
 		if !now.Before(ss.expires) {
 			s.dropSession(id)
+		}
+	}
+	for name, a := range s.attempts {
+		if !now.Before(a.expires) {
+			delete(s.attempts, name)
 		}
 	}
 	for _, h := range s.hubs {
@@ -770,6 +782,66 @@ func (s *State) Seen(_ context.Context, hubID, id string, expiry time.Time) (boo
 	}
 	h.replay[id] = expiry
 	return true, nil
+}
+
+// lock locks s for a call that names no hub. Callers must call s.mu.Unlock.
+func (s *State) lock() (time.Time, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return time.Time{}, fmt.Errorf("memory state closed: %w", state.ErrUnavailable)
+	}
+	now := s.clock()
+	s.sweep(now)
+	return now, nil
+}
+
+// Attempt implements state.State.
+func (s *State) Attempt(_ context.Context, name, id string, limit int, window time.Duration) (int, bool, error) {
+	if err := state.CheckAttempt(name, id, limit, window); err != nil {
+		return 0, false, err
+	}
+	now, err := s.lock()
+	if err != nil {
+		return 0, false, err
+	}
+	defer s.mu.Unlock()
+	a := s.attempts[name]
+	if a == nil || !now.Before(a.expires) {
+		a = &attempts{ids: map[string]bool{}, expires: now.Add(window)}
+		s.attempts[name] = a
+	}
+	if a.ids[id] {
+		return len(a.ids), true, nil
+	}
+	if len(a.ids) >= limit {
+		return len(a.ids), false, nil
+	}
+	a.ids[id] = true
+	return len(a.ids), true, nil
+}
+
+// ForgetAttempts implements state.State.
+func (s *State) ForgetAttempts(_ context.Context, name string, ids ...string) error {
+	if err := state.CheckName("counter", name); err != nil {
+		return err
+	}
+	if _, err := s.lock(); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	a := s.attempts[name]
+	if len(ids) == 0 || a == nil {
+		delete(s.attempts, name)
+		return nil
+	}
+	for _, id := range ids {
+		delete(a.ids, id)
+	}
+	if len(a.ids) == 0 {
+		delete(s.attempts, name)
+	}
+	return nil
 }
 
 // Ping implements state.State.

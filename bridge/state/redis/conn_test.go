@@ -222,6 +222,24 @@ func TestLostReplies(t *testing.T) {
 	if again, err := s.Seen(ctx, hub, "_msg", time.Now().Add(time.Minute)); err != nil || again {
 		t.Fatalf("a real replay after a resent Seen = %v, %v; want false", again, err)
 	}
+	// A resent attempt counts once: with INCR it would count twice, and a
+	// user would be locked out after fewer failures than configured.
+	var n int
+	var admitted bool
+	lossy("Attempt", func() (err error) {
+		n, admitted, err = s.Attempt(ctx, "acct:lossy", "a1", 2, time.Minute)
+		return err
+	})
+	if n != 1 || !admitted {
+		t.Fatalf("resent Attempt = %d, %v; want 1, true", n, admitted)
+	}
+	if n, admitted, err = s.Attempt(ctx, "acct:lossy", "a2", 2, time.Minute); err != nil || n != 2 || !admitted {
+		t.Fatalf("second Attempt = %d, %v, %v; want 2, true", n, admitted, err)
+	}
+	lossy("ForgetAttempts", func() error { return s.ForgetAttempts(ctx, "acct:lossy", "a2") })
+	if n, admitted, err = s.Attempt(ctx, "acct:lossy", "a3", 2, time.Minute); err != nil || n != 2 || !admitted {
+		t.Fatalf("Attempt after a resent ForgetAttempts = %d, %v, %v; want 2, true", n, admitted, err)
+	}
 	lossy("Release", func() error { return s.Release(ctx, hub, lease) })
 	if _, _, err := s.LockHolder(ctx, hub, "users"); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("lock after a resent Release: %v", err)
@@ -265,6 +283,8 @@ func TestConnectionLoss(t *testing.T) {
 	_, calls["Acquire"] = s.Acquire(ctx, hub, "users", "owner-2", time.Minute)
 	_, calls["GetSession"] = s.GetSession(ctx, "sid")
 	_, calls["Seen"] = s.Seen(ctx, hub, "_m", time.Now().Add(time.Minute))
+	_, _, calls["Attempt"] = s.Attempt(ctx, "acct:x", "1", 3, time.Minute)
+	calls["ForgetAttempts"] = s.ForgetAttempts(ctx, "acct:x")
 	calls["Ping"] = s.Ping(ctx)
 	for name, err := range calls {
 		if !errors.Is(err, state.ErrUnavailable) {

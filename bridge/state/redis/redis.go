@@ -3,8 +3,9 @@
 //
 // Keys are "<prefix>:{<hub>}:…" (prefix "connect" by default): the braces are a
 // Redis Cluster hash tag, so all of one hub's keys share a slot and its Lua
-// scripts may touch several of them. Sessions ("<prefix>:session:<id>") are the
-// only keys outside a hub's slot.
+// scripts may touch several of them. Sessions ("<prefix>:session:<id>") and the
+// login throttle counters ("<prefix>:attempts:<name>") are the only keys
+// outside a hub's slot: they belong to no hub, and each call touches one key.
 //
 //	{hub}:link:user   hash  hub user id → "local id \0 content hash"
 //	{hub}:rlink:user  hash  local id → hub user id   (and :group for both)
@@ -16,11 +17,13 @@
 //	{hub}:replay:ID   string nonce, PX until the message expires
 //	{hub}:subject:S   set of session ids (single logout index), PX
 //	session:ID        string (JSON), PX ttl
+//	attempts:NAME     set of attempt ids (Attempt), PX window from the first
 //
 // Every write is idempotent, because go-redis resends a command after a dropped
 // connection even when Redis already ran it: links are SET, never counted;
 // a retried Acquire by the holder returns its token; Seen stores a per-call nonce
-// so its own retry still reports "first". A batch of link work (state.Batch) is
+// so its own retry still reports "first"; Attempt counts attempt ids in a set,
+// never with INCR, so a resent attempt is counted once. A batch of link work (state.Batch) is
 // one EVALSHA: one round trip per page of a full reconcile.
 //
 // It imports bridge/state and go-redis only.
@@ -111,6 +114,8 @@ func (s *State) key(hub string, parts ...string) string {
 }
 
 func (s *State) sessionKey(id string) string { return s.prefix + ":session:" + id }
+
+func (s *State) attemptsKey(name string) string { return s.prefix + ":attempts:" + name }
 
 // wrap maps a go-redis error to the contract: server error replies from the
 // scripts to their sentinels, anything that is not a server reply (connection
@@ -744,6 +749,37 @@ func (s *State) Seen(ctx context.Context, hub, id string, expiry time.Time) (boo
 		return false, wrap("replay cache", err)
 	}
 	return old == nonce, nil
+}
+
+// Attempt implements state.State with one script on a set of attempt ids.
+func (s *State) Attempt(ctx context.Context, name, id string, limit int, window time.Duration) (int, bool, error) {
+	if err := state.CheckAttempt(name, id, limit, window); err != nil {
+		return 0, false, err
+	}
+	res, err := attemptScript.Run(ctx, s.c, []string{s.attemptsKey(name)}, id, limit, ms(window)).Int64Slice()
+	if err != nil {
+		return 0, false, wrap("attempt", err)
+	}
+	if len(res) != 2 {
+		return 0, false, fmt.Errorf("attempt: unexpected reply %v", res)
+	}
+	return int(res[0]), res[1] == 1, nil
+}
+
+// ForgetAttempts implements state.State: SREM of the ids, or DEL of the
+// counter (both idempotent).
+func (s *State) ForgetAttempts(ctx context.Context, name string, ids ...string) error {
+	if err := state.CheckName("counter", name); err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return wrap("forget attempts", s.c.Del(ctx, s.attemptsKey(name)).Err())
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	return wrap("forget attempts", s.c.SRem(ctx, s.attemptsKey(name), members...).Err())
 }
 
 // Ping implements state.State.

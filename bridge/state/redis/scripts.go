@@ -156,3 +156,19 @@ p.at = ARGV[4]
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(p))
 return 'OK'
 `)
+
+// attemptScript records one attempt in a throttle counter (state.Attempt): a
+// set of attempt ids that expires window after its first one. A resent call
+// finds its id already there and answers as the first run did, so a lost
+// reply never counts twice.
+// KEYS: the counter. ARGV: id, limit, window (ms). Returns {n, admitted}.
+var attemptScript = goredis.NewScript(`
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  return {redis.call('SCARD', KEYS[1]), 1}
+end
+local n = redis.call('SCARD', KEYS[1])
+if n >= tonumber(ARGV[2]) then return {n, 0} end
+redis.call('SADD', KEYS[1], ARGV[1])
+if n == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return {n + 1, 1}
+`)
