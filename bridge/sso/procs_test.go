@@ -1,25 +1,20 @@
 package sso_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"html"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/connectsso/connect/bridge/internal/hubtest"
+	"github.com/connectsso/connect/internal/testenv/hubproc"
 	"github.com/connectsso/connect/scim"
 )
 
@@ -32,124 +27,44 @@ import (
 
 func TestMain(m *testing.M) { hubtest.Main(m) }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // freeAddr returns ip:port with a free port.
-func freeAddr(tb testing.TB, ip string) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+var freeAddr = hubproc.FreeAddr
 
 // proc is a running connect process.
 type proc struct {
-	name string
-	args []string
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
+	*hubproc.Proc
+	cmd *exec.Cmd
 }
 
+// startProc runs the connect binary with args and waits until health answers
+// 200.
 func startProc(tb testing.TB, name, health string, args ...string) *proc {
 	tb.Helper()
-	p := &proc{name: name, args: args, logs: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(hubtest.Binary(tb), args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	tb.Cleanup(func() {
-		p.stop()
-		if tb.Failed() {
-			tb.Logf("%s log:\n%s", p.name, p.logs.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(health)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.done:
-			tb.Fatalf("%s exited: %s", name, p.logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s did not become healthy: %v\n%s", name, err, p.logs.String())
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
+	p := hubproc.Start(tb, name, exec.Command(hubtest.Binary(tb), args...), hubproc.Options{Grace: 15 * time.Second})
+	p.WaitHTTP(tb, health, 30*time.Second)
+	return &proc{Proc: p, cmd: p.Cmd}
 }
 
 // stop interrupts the process (a graceful shutdown) and waits for it.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *proc) stop() { p.Stop() }
 
 // kill ends the process at once (a crash, a host gone).
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *proc) kill() { p.Kill() }
 
 // connectCmd runs the connect binary with stdin and returns its trimmed
 // stdout; a failure fails tb.
 func connectCmd(tb testing.TB, stdin string, args ...string) string {
 	tb.Helper()
-	out, err := tryConnect(tb, stdin, args...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return out
+	return strings.TrimSpace(hubproc.MustRun(tb, stdin, args...))
 }
 
 func tryConnect(tb testing.TB, stdin string, args ...string) (string, error) {
 	tb.Helper()
-	cmd := exec.Command(hubtest.Binary(tb), args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := hubproc.Run(tb, stdin, args...)
 	if err != nil {
-		return string(out), fmt.Errorf("connect %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		return out, err
 	}
-	return strings.TrimSpace(string(out)), nil
+	return strings.TrimSpace(out), nil
 }
 
 // hubProc is a running hub with an admin token (for its SCIM API).
@@ -169,20 +84,16 @@ func startHub(tb testing.TB, o hubOpts) *hubProc {
 	if testing.Short() {
 		tb.Skip("runs hub and bridge processes")
 	}
-	dsn := "sqlite:" + filepath.Join(tb.TempDir(), "hub.db")
-	admin := connectCmd(tb, "", "hub", "tokens", "create", "--store", dsn, "--name", "admin")
-	if o.hashes {
-		connectCmd(tb, "", "hub", "settings", "set", "--store", dsn, "sync-password-hashes=true")
-	}
-	addr := freeAddr(tb, "127.0.0.2")
-	h := &hubProc{addr: addr, Hub: &hubtest.Hub{Base: "http://" + addr, SCIM: "http://" + addr + "/scim/v2", Admin: admin, DSN: dsn}}
 	alg := "rsa"
 	if o.ecdsa {
 		alg = "ecdsa"
 	}
-	h.proc = startProc(tb, "hub", h.Base+"/healthz", "hub", "serve", "--listen", addr, "--url", h.Base, "--store", dsn,
-		"--name", "Connect Hub", "--saml-signing", alg, "--log-level", "warn")
-	return h
+	ho := hubproc.HubOptions{IP: "127.0.0.2", LogLevel: "warn", Args: []string{"--name", "Connect Hub", "--saml-signing", alg}}
+	if o.hashes {
+		ho.Settings = []string{"sync-password-hashes=true"}
+	}
+	hh := hubproc.StartHub(tb, ho)
+	return &hubProc{proc: &proc{Proc: hh.Proc, cmd: hh.Cmd}, Hub: &hubtest.Hub{Hub: hh}, addr: hh.Addr}
 }
 
 // user creates a hub user with a password and returns it.

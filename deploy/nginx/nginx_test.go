@@ -14,13 +14,10 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +25,7 @@ import (
 
 	"github.com/connectsso/connect/bridge/state"
 	"github.com/connectsso/connect/bridge/state/memory"
-	"github.com/connectsso/connect/internal/testenv"
+	"github.com/connectsso/connect/internal/testenv/hubproc"
 	"github.com/connectsso/connect/saml/sp"
 	"github.com/connectsso/connect/scim"
 	"github.com/connectsso/connect/scim/hub"
@@ -93,15 +90,7 @@ func (a *accounts) Authenticate(_ context.Context, username, password string) (s
 	return sp.LocalUser{}, sp.ErrInvalid
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+var freePort = hubproc.FreePort
 
 func hostPort(t *testing.T, rawURL string) string {
 	t.Helper()
@@ -112,92 +101,11 @@ func hostPort(t *testing.T, rawURL string) string {
 	return u.Host
 }
 
-// startNginx renders the shipped configuration into a temporary prefix with
-// the two upstreams and a listener, and runs nginx in the foreground.
+// startNginx runs the shipped configuration with the two upstreams and a
+// listener.
 func startNginx(t *testing.T, port int, bridge, site string) {
 	t.Helper()
-	bin := "/usr/sbin/nginx" // Debian's, when /usr/sbin is not on PATH
-	if _, err := os.Stat(bin); err != nil {
-		bin = testenv.Binary(t, "nginx")
-	}
-	dir := t.TempDir()
-	for _, f := range []string{"connect-locations.conf", "connect-proxy.conf"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;" // workers must read and write the temporary prefix
-	}
-	conf := fmt.Sprintf(`%s
-worker_processes 1;
-daemon off;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log info;
-events { worker_connections 256; }
-http {
-    access_log %[2]s/access.log;
-    client_body_temp_path %[2]s/body;
-    proxy_temp_path %[2]s/proxy;
-    fastcgi_temp_path %[2]s/fastcgi;
-    uwsgi_temp_path %[2]s/uwsgi;
-    scgi_temp_path %[2]s/scgi;
-    upstream connect_bridge { server %[3]s; keepalive 8; }
-    upstream connect_site { server %[4]s; keepalive 8; }
-    server {
-        listen 127.0.0.1:%[5]d;
-        server_name localhost;
-        include connect-locations.conf;
-    }
-}
-`, user, dir, bridge, site, port)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(bin, "-t", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log")).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t: %v\n%s", err, out)
-	}
-	// No stdio: everything goes to error.log, and no nginx process can hold
-	// the test binary's output open.
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// SIGTERM: the master stops its worker before it exits (a SIGKILL
-		// would orphan the worker).
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx error.log:\n%s", b)
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %d: %v", port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	hubproc.StartNginx(t, hubproc.NginxOptions{Includes: ".", Port: port, Bridge: bridge, Site: site})
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)

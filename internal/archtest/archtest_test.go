@@ -32,6 +32,7 @@ var layers = []struct {
 	rank    int
 }{
 	{"internal/testenv", 0},
+	{"internal/testenv/hubproc", 1},
 	{"internal/sqlitefile", 0}, // shared by both SQLite stores
 	{"scim", 0},
 	{"scim/password", 1},

@@ -4,17 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/connectsso/connect/internal/testenv"
+	"github.com/connectsso/connect/internal/testenv/hubproc"
 )
 
 // rfcContradictions lists the collection's assertions that contradict the RFCs,
@@ -48,80 +46,13 @@ var rfcContradictions = map[string]string{
 	"Group patch add member2 / Status code is 204": "RFC 7644 §3.5.2.1, RFC 7643 §4.2 (member value must be an existing resource's id, in an object)",
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func TestMain(m *testing.M) { hubproc.Main(m) }
 
-// buildConnect builds cmd/connect into a temp dir.
-func buildConnect(t *testing.T) string {
+// startHub runs `connect hub serve` on the store dsn ("" for a fresh SQLite
+// file) with an admin token named "postman".
+func startHub(t *testing.T, dsn string) *hubproc.Hub {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "connect")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/connectsso/connect/cmd/connect")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// startHub runs `connect hub serve` on a fresh SQLite store and returns its base URL
-// and an admin token (named "postman").
-func startHub(t *testing.T, bin string) (base, token string) {
-	t.Helper()
-	return startHubOn(t, bin, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
-}
-
-// startHubOn runs `connect hub serve` on the store dsn.
-func startHubOn(t *testing.T, bin, dsn string) (base, token string) {
-	t.Helper()
-	out, err := exec.Command(bin, "hub", "tokens", "create", "--store", dsn, "--name", "postman").Output()
-	if err != nil {
-		t.Fatalf("tokens create: %v", err)
-	}
-	token = strings.TrimSpace(string(out))
-	if token == "" || strings.Contains(token, "\n") {
-		t.Fatalf("tokens create printed %q, want one token line", out)
-	}
-	addr := freeAddr(t)
-	base = "http://" + addr
-	var logs bytes.Buffer
-	srv := exec.Command(bin, "hub", "serve", "--listen", addr, "--url", base, "--store", dsn)
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = srv.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = srv.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = srv.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("hub log:\n%s", logs.String())
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base, token
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hub did not become healthy: %v\n%s", err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return hubproc.StartHub(t, hubproc.HubOptions{DSN: dsn, AdminName: "postman"})
 }
 
 type newmanReport struct {
@@ -164,15 +95,13 @@ func TestPostmanCollection(t *testing.T) {
 	if shared, err := os.ReadFile("../../../shared/conformance/scim-postman/PostmanCollection.json"); err == nil && !bytes.Equal(shared, ours) {
 		t.Fatalf("testdata/conformance/scim-postman/PostmanCollection.json differs from ../shared/conformance: copy it again unchanged")
 	}
-	bin := buildConnect(t)
-	base, token := startHub(t, bin)
-	host := strings.TrimPrefix(base, "http://")
-	server, port, _ := strings.Cut(host, ":")
+	h := startHub(t, "")
+	server, port, _ := strings.Cut(h.Addr, ":")
 	report := filepath.Join(t.TempDir(), "newman.json")
 	args := []string{"run", collection,
 		"--env-var", "Protocol=http", "--env-var", "Server=" + server,
 		"--env-var", "Port=:" + port, "--env-var", "Api=scim/v2",
-		"--env-var", "token=" + token,
+		"--env-var", "token=" + h.Admin,
 		"--reporters", "cli,json", "--reporter-json-export", report,
 		"--timeout-request", "10000",
 	}

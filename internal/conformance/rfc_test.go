@@ -3,9 +3,7 @@ package conformance
 import (
 	"database/sql"
 	"net/url"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -22,7 +20,6 @@ func TestRFCSuiteAgainstHubProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the hub binary")
 	}
-	bin := buildConnect(t)
 	for _, backend := range []struct {
 		name string
 		dsn  func(t *testing.T) string
@@ -31,16 +28,11 @@ func TestRFCSuiteAgainstHubProcess(t *testing.T) {
 		{"postgres", postgresSchema},
 	} {
 		t.Run(backend.name, func(t *testing.T) {
-			dsn := backend.dsn(t)
-			base, token := startHubOn(t, bin, dsn)
-			out, err := exec.Command(bin, "hub", "tokens", "create", "--store", dsn, "--name", "reader", "--read-only").Output()
-			if err != nil {
-				t.Fatalf("tokens create --read-only: %v", err)
-			}
+			h := startHub(t, backend.dsn(t))
 			rfctest.Run(t, rfctest.Target{
-				BaseURL:       base + "/scim/v2",
-				Token:         token,
-				ReadOnlyToken: strings.TrimSpace(string(out)),
+				BaseURL:       h.SCIM,
+				Token:         h.Admin,
+				ReadOnlyToken: h.Token(t, "reader", "--read-only"),
 			})
 		})
 	}

@@ -1,7 +1,6 @@
 package samlinterop
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -13,147 +12,38 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/connectsso/connect/internal/testenv"
+	"github.com/connectsso/connect/internal/testenv/hubproc"
 )
 
 // python is Debian's interpreter, which sees the python3-* packages (a pyenv
 // or venv python3 earlier on PATH would not).
 const python = "/usr/bin/python3"
 
+func TestMain(m *testing.M) { hubproc.Main(m) }
+
 var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
+	// freePort returns a loopback TCP port that was free a moment ago.
+	freePort = hubproc.FreePort
+	// waitHTTP polls url until it answers 200 or the deadline passes.
+	waitHTTP = hubproc.WaitHTTP
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
-// connectBinary builds cmd/connect once per test run.
-func connectBinary(tb testing.TB) string {
+// startProcess starts cmd in a process group of its own (apache2 and php fork
+// workers), stops the group (SIGTERM, then SIGKILL) when tb ends, and prints
+// the output if tb failed.
+func startProcess(tb testing.TB, name string, cmd *exec.Cmd) *hubproc.Log {
 	tb.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "samlinterop-bin-")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, "connect"), "github.com/connectsso/connect/cmd/connect")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		tb.Fatal(buildErr)
-	}
-	return filepath.Join(buildDir, "connect")
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// waitHTTP polls url until it answers 200 or the deadline passes.
-func waitHTTP(tb testing.TB, url string, d time.Duration, logs func() string) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	c := &http.Client{Timeout: 2 * time.Second}
-	for {
-		resp, err := c.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			err = fmt.Errorf("status %s", resp.Status)
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s did not answer: %v\n%s", url, err, logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// syncBuffer is an io.Writer safe for a child process and the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startProcess starts cmd with its output in a buffer, stops it (SIGTERM, then
-// SIGKILL) when tb ends, and prints the output if tb failed.
-func startProcess(tb testing.TB, name string, cmd *exec.Cmd) *syncBuffer {
-	tb.Helper()
-	logs, _ := startStoppable(tb, name, cmd)
-	return logs
-}
-
-// startStoppable is startProcess that also returns a function stopping the
-// process earlier (it may be called more than once).
-func startStoppable(tb testing.TB, name string, cmd *exec.Cmd) (*syncBuffer, func()) {
-	tb.Helper()
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start %s: %v", name, err)
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			// The process group: apache2 and php fork workers of their own.
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
-		})
-	}
-	tb.Cleanup(func() {
-		stop()
-		if tb.Failed() {
-			tb.Logf("%s output:\n%s", name, logs.String())
-		}
-	})
-	return logs, stop
+	return hubproc.Start(tb, name, cmd, hubproc.Options{Group: true, Stop: syscall.SIGTERM}).Log
 }
 
 // testUser is the hub user every test logs in as.
@@ -182,12 +72,12 @@ func ada() testUser {
 	}
 }
 
-// hub is a running `connect hub serve`.
+// hub is a running `connect hub serve`; its store is in CONNECT_HUB_STORE for
+// the server and every command.
 type hub struct {
-	bin, dsn, base, token string
-	logs                  *syncBuffer
-	args                  []string // of `connect hub serve`
-	stop                  func()
+	*hubproc.Hub
+	base string
+	logs *hubproc.Log
 }
 
 // startHub creates a store, mints a SCIM admin token and runs the hub on a free
@@ -197,29 +87,15 @@ func startHub(tb testing.TB, extra ...string) *hub {
 	if testing.Short() {
 		tb.Skip("builds and runs the hub binary and SAML peers")
 	}
-	h := &hub{bin: connectBinary(tb), dsn: "sqlite:" + filepath.Join(tb.TempDir(), "hub.db")}
-	h.token = strings.TrimSpace(h.cli(tb, "", "tokens", "create", "--name", "samlinterop"))
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(tb))
-	h.base = "http://" + addr
-	h.args = append([]string{"hub", "serve", "--listen", addr, "--url", h.base}, extra...)
-	h.start(tb)
-	return h
-}
-
-func (h *hub) start(tb testing.TB) {
-	tb.Helper()
-	cmd := exec.Command(h.bin, h.args...)
-	cmd.Env = append(os.Environ(), "CONNECT_HUB_STORE="+h.dsn)
-	h.logs, h.stop = startStoppable(tb, "hub", cmd)
-	waitHTTP(tb, h.base+"/healthz", 20*time.Second, h.logs.String)
+	h := hubproc.StartHub(tb, hubproc.HubOptions{AdminName: "samlinterop", Args: extra, StoreEnv: true})
+	return &hub{Hub: h, base: h.Base, logs: h.Log}
 }
 
 // restart stops the hub and starts it again on the same store and address
 // (it then reads the signing keys at once, not at its next key refresh).
 func (h *hub) restart(tb testing.TB) {
 	tb.Helper()
-	h.stop()
-	h.start(tb)
+	h.Restart(tb)
 }
 
 // cli runs `connect hub ARGS…` against the hub's store with stdin and returns
@@ -228,22 +104,14 @@ func (h *hub) cli(tb testing.TB, stdin string, args ...string) string {
 	tb.Helper()
 	out, err := h.tryCLI(stdin, args...)
 	if err != nil {
-		tb.Fatalf("connect hub %s: %v", strings.Join(args, " "), err)
+		tb.Fatal(err)
 	}
 	return out
 }
 
-// tryCLI is cli that returns the error (with stderr) instead of failing.
+// tryCLI is cli that returns the error (with both outputs) instead of failing.
 func (h *hub) tryCLI(stdin string, args ...string) (string, error) {
-	cmd := exec.Command(h.bin, append([]string{"hub"}, args...)...)
-	cmd.Env = append(os.Environ(), "CONNECT_HUB_STORE="+h.dsn)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
-	}
-	return stdout.String(), nil
+	return h.Run(stdin, append([]string{"hub"}, args...)...)
 }
 
 // MetadataURL is where service providers fetch the hub's IdP metadata.
@@ -264,30 +132,7 @@ func (h *hub) AddSP(tb testing.TB, metadata string) string {
 // out (when not nil).
 func (h *hub) scim(tb testing.TB, method, path string, body, out any) {
 	tb.Helper()
-	raw, err := json.Marshal(body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	req, err := http.NewRequest(method, h.base+"/scim/v2"+path, bytes.NewReader(raw))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+h.token)
-	req.Header.Set("Content-Type", "application/scim+json")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		tb.Fatalf("SCIM %s %s: %s\n%s", method, path, resp.Status, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			tb.Fatalf("SCIM %s %s: %v\n%s", method, path, err, data)
-		}
-	}
+	h.Call(tb, method, path, body, out, 0)
 }
 
 // createUser creates u through SCIM with its audience and course, sets its

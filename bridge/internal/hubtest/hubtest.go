@@ -2,90 +2,50 @@
 // cmd/connect) for the bridge's tests, with helpers to change its directory over
 // SCIM and a reverse proxy in front of it that injects faults.
 //
-// It imports scim and the standard library only.
+// The process itself (build, start, tokens, log, stop) is internal/testenv/hubproc's.
+//
+// It imports scim, internal/testenv/hubproc and the standard library only.
 package hubtest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/connectsso/connect/internal/testenv/hubproc"
 	"github.com/connectsso/connect/scim"
-)
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildDir  string
 )
 
 // Main runs the tests of a package that uses Start and removes the built binary
 // afterwards. Call it from TestMain.
-func Main(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
+func Main(m *testing.M) { hubproc.Main(m) }
 
 // Binary builds cmd/connect once per test binary and returns its path.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "connect-hubtest")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(buildDir, "connect")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/connectsso/connect/cmd/connect").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build cmd/connect: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		tb.Fatal(buildErr)
-	}
-	return binPath
+	return hubproc.Binary(tb)
 }
 
 // FreeAddr returns a loopback address with a free port.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return hubproc.FreeAddr(tb, "127.0.0.1")
 }
 
-// Hub is a running hub process.
+// Hub is a running hub process (Base, SCIM, DSN, the Admin token, Command, Do
+// and Call come from hubproc.Hub).
 type Hub struct {
-	// Base is http://host:port; SCIM is Base + "/scim/v2".
-	Base, SCIM string
-	// Admin is a read-write admin token; Reader a read-only one (what a bridge
-	// gets for add-manual).
-	Admin, Reader string
-	DSN           string
-	bin           string
-	cmd           *exec.Cmd
-	logs          *syncBuffer
+	*hubproc.Hub
+	// Reader is a read-only token (what a bridge gets for add-manual).
+	Reader string
 }
 
 // Options tune Start.
@@ -103,129 +63,16 @@ func Start(tb testing.TB, opts Options) *Hub {
 	if testing.Short() {
 		tb.Skip("starts a hub process")
 	}
-	bin := Binary(tb)
-	dsn := opts.DSN
-	if dsn == "" {
-		dsn = "sqlite:" + filepath.Join(tb.TempDir(), "hub.db")
-	}
-	h := &Hub{DSN: dsn, bin: bin}
-	h.Admin = h.Command(tb, "hub", "tokens", "create", "--store", dsn, "--name", "admin")
-	h.Reader = h.Command(tb, "hub", "tokens", "create", "--store", dsn, "--name", "bridge", "--read-only")
+	o := hubproc.HubOptions{DSN: opts.DSN, LogLevel: "warn"}
 	if opts.PasswordHashes {
-		h.Command(tb, "hub", "settings", "set", "--store", dsn, "sync-password-hashes=true")
+		o.Settings = []string{"sync-password-hashes=true"}
 	}
-	addr := FreeAddr(tb)
-	h.Base = "http://" + addr
-	h.SCIM = h.Base + "/scim/v2"
-	h.logs = &syncBuffer{}
-	h.cmd = exec.Command(bin, "hub", "serve", "--listen", addr, "--url", h.Base, "--store", dsn, "--log-level", "warn")
-	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
-	if err := h.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { h.stop(tb) })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(h.Base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return h
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("hub did not become healthy: %v\n%s", err, h.logs.String())
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-}
-
-func (h *Hub) stop(tb testing.TB) {
-	_ = h.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = h.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-done
-	}
-	if tb.Failed() {
-		tb.Logf("hub log:\n%s", h.logs.String())
-	}
-}
-
-// Command runs the connect binary and returns its trimmed stdout.
-func (h *Hub) Command(tb testing.TB, args ...string) string {
-	tb.Helper()
-	cmd := exec.Command(h.bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		tb.Fatalf("connect %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	h := &Hub{Hub: hubproc.StartHub(tb, o)}
+	h.Reader = h.Token(tb, "bridge", "--read-only")
+	return h
 }
 
 var httpClient = &http.Client{Timeout: 60 * time.Second}
-
-// Do sends a SCIM request with the admin token, checks the status and decodes
-// the answer into out (when not nil).
-func (h *Hub) Do(method, path string, body, out any, want int) error {
-	var rd io.Reader = bytes.NewReader(nil)
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, h.SCIM+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+h.Admin)
-	req.Header.Set("Content-Type", "application/scim+json")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, raw)
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
-}
-
-// Call is Do that fails tb.
-func (h *Hub) Call(tb testing.TB, method, path string, body, out any, want int) {
-	tb.Helper()
-	if err := h.Do(method, path, body, out, want); err != nil {
-		tb.Fatal(err)
-	}
-}
 
 // User returns a user named userName with names, a primary email and the
 // given employee number.
@@ -248,26 +95,11 @@ func (h *Hub) CreateUser(tb testing.TB, u scim.User) scim.User {
 func (h *Hub) CreateUsers(tb testing.TB, prefix string, n int) []scim.User {
 	tb.Helper()
 	out := make([]scim.User, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			u := User(fmt.Sprintf("%s%04d", prefix, i))
-			u.SetSchemas()
-			errs[i] = h.Do(http.MethodPost, "/Users", u, &out[i], http.StatusCreated)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
+	hubproc.Parallel(tb, n, func(i int) error {
+		u := User(fmt.Sprintf("%s%04d", prefix, i))
+		u.SetSchemas()
+		return h.Do(http.MethodPost, "/Users", u, &out[i], http.StatusCreated)
+	})
 	return out
 }
 
