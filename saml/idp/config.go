@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -89,6 +90,15 @@ type Config struct {
 	// that waits longer is told to try again.
 	HashWait time.Duration
 
+	// StartRate and StartBurst throttle anonymous login starts (an
+	// AuthnRequest or IdP-initiated link without a valid session, a login
+	// at the upstream IdP) per source address: a bucket of StartBurst
+	// tokens refilled at StartRate a second; an empty bucket answers 429.
+	// Zero means DefaultStartRate, and a zero burst 3 seconds' worth;
+	// a negative rate turns the throttle off.
+	StartRate  float64
+	StartBurst int
+
 	// ClientIP returns the source address of a request; nil uses the host
 	// of RemoteAddr. Set it when the hub runs behind a trusted proxy.
 	ClientIP func(*http.Request) string
@@ -140,7 +150,10 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("saml: upstream IdP: name, metadata, users and key are required"))
 		}
 	}
-	if c.AccountLimit < 0 || c.AddressLimit < 0 || c.MaxConcurrentHashes < 0 {
+	if math.IsNaN(c.StartRate) || math.IsInf(c.StartRate, 0) {
+		errs = append(errs, errors.New("saml: start rate must be a number"))
+	}
+	if c.AccountLimit < 0 || c.AddressLimit < 0 || c.MaxConcurrentHashes < 0 || c.StartBurst < 0 {
 		errs = append(errs, errors.New("saml: limits must not be negative"))
 	}
 	return errors.Join(errs...)
@@ -168,6 +181,12 @@ func (c Config) withDefaults() Config {
 	}
 	if d.AddressLimit == 0 {
 		d.AddressLimit = DefaultAddressLimit
+	}
+	if d.StartRate == 0 {
+		d.StartRate = DefaultStartRate
+	}
+	if d.StartBurst == 0 && d.StartRate > 0 {
+		d.StartBurst = max(1, int(math.Ceil(3*d.StartRate)))
 	}
 	if d.MaxConcurrentHashes == 0 {
 		d.MaxConcurrentHashes = runtime.GOMAXPROCS(0) + 1

@@ -145,7 +145,11 @@
 // (50 in 15 minutes block it; behind a reverse proxy, name it with
 // --trusted-proxies so that X-Forwarded-For gives the real address). Password hashing runs in a bounded number of
 // slots (GOMAXPROCS+1, each argon2id hash holds 19 MiB), so a login storm
-// cannot exhaust memory; bcrypt and weak argon2id hashes are replaced with
-// argon2id at the next successful login. The session id is new at every
-// login and only its SHA-256 is stored.
+// cannot exhaust memory. Anonymous login starts (/saml/sso and
+// /saml/idp-initiated without a valid session, /saml/upstream/login) are
+// throttled per address in process (a token bucket, StartBurst 60 refilled
+// at StartRate 20/s; IPv6 by /64; at most 32,768 addresses remembered): past
+// it the answer is 429 with Retry-After and a generic page. Bcrypt and weak
+// argon2id hashes are replaced with argon2id at the next successful login.
+// The session id is new at every login and only its SHA-256 is stored.
 package idp

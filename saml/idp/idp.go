@@ -54,6 +54,7 @@ type IdP struct {
 	recordedN atomic.Int64
 	up        *upstream // nil without an upstream IdP
 	cookies   cookieNames
+	starts    *startLimiter // nil when StartRate < 0
 }
 
 // spCacheTTL is how long a registered SP's parsed metadata is used without
@@ -105,6 +106,9 @@ func New(cfg Config) (*IdP, error) {
 		p.keys.static = newSigningKey("static", alg, signer, cert, time.Time{})
 	}
 	p.dummyHash = dummyArgon2Hash
+	if c.StartRate > 0 {
+		p.starts = newStartLimiter(c.StartRate, c.StartBurst, startTracked)
+	}
 	if c.Upstream != nil {
 		p.up = &upstream{p: p, cfg: *c.Upstream}
 	}

@@ -422,6 +422,12 @@ func checkRedirectRequest(samlRequest string) error {
 
 // serveSSO answers an AuthnRequest (HTTP-Redirect or HTTP-POST).
 func (p *IdP) serveSSO(w http.ResponseWriter, r *http.Request) {
+	// Without a session cookie this starts a login: throttled per address
+	// before any work (a stale cookie is charged when it turns out so, in
+	// GetSession).
+	if !p.hasSessionCookie(r) && !p.allowStart(w, r) {
+		return
+	}
 	if r.Method == http.MethodGet {
 		if err := checkRedirectRequest(r.URL.Query().Get("SAMLRequest")); err != nil {
 			p.refuse(w, r, "too_large", http.StatusBadRequest, "Bad request", "The login request is too large or cannot be read.")
@@ -470,6 +476,9 @@ func (p *IdP) resubmitCrossSite(w http.ResponseWriter, r *http.Request) bool {
 // serveIdPInitiated sends an unsolicited Response to a registered SP:
 // GET /saml/idp-initiated?sp=ENTITY_ID[&RelayState=R].
 func (p *IdP) serveIdPInitiated(w http.ResponseWriter, r *http.Request) {
+	if !p.hasSessionCookie(r) && !p.allowStart(w, r) {
+		return
+	}
 	q := r.URL.Query()
 	p.idpInitiated(w, r, q.Get("sp"), q.Get("RelayState"))
 }

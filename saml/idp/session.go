@@ -201,6 +201,11 @@ func (sp *sessionProvider) GetSession(w http.ResponseWriter, r *http.Request, re
 	case ok && !force:
 		return p.allowed(w, r, req, s, u)
 	}
+	// A request with a cookie that is no (valid) session was not charged
+	// as a login start on the way in (serveSSO): it is now.
+	if p.hasSessionCookie(r) && !p.allowStart(w, r) {
+		return nil
+	}
 	if passive {
 		if err := req.IDP.SendErrorResponse(w, req, &saml.StatusError{TopLevel: saml.StatusResponder, SecondLevel: saml.StatusNoPassive}); err != nil {
 			p.internalError(w, r, err)

@@ -358,6 +358,10 @@ func (p *IdP) serveUpstreamMetadata(w http.ResponseWriter, r *http.Request) {
 // serveUpstreamLogin starts a login at the upstream IdP, keeping the pending
 // SAML request (query fields saml_kind, saml_query, saml_form) in a cookie.
 func (p *IdP) serveUpstreamLogin(w http.ResponseWriter, r *http.Request) {
+	// Each start signs an AuthnRequest: throttled per address.
+	if !p.allowStart(w, r) {
+		return
+	}
 	q := r.URL.Query()
 	pend := pending{Kind: q.Get(FieldSAMLKind), Query: q.Get(FieldSAMLQuery), Form: q.Get(FieldSAMLForm)}
 	switch pend.Kind {

@@ -40,6 +40,11 @@ type SAMLConfig struct {
 	AddressLockout time.Duration
 	// MaxConcurrentHashes bounds password hashing at once (0: GOMAXPROCS+1).
 	MaxConcurrentHashes int
+	// StartRate and StartBurst throttle anonymous login starts per source
+	// address (idp.Config.StartRate: defaults 20/s, burst 60; a negative
+	// rate turns it off).
+	StartRate  float64
+	StartBurst int
 	// Upstream is the optional enterprise IdP (saml_upstream.go).
 	Upstream UpstreamConfig
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For the
@@ -111,7 +116,7 @@ func (c SAMLConfig) validate() error {
 			break
 		}
 	}
-	if c.AccountLimit < 0 || c.AddressLimit < 0 || c.MaxConcurrentHashes < 0 {
+	if c.AccountLimit < 0 || c.AddressLimit < 0 || c.MaxConcurrentHashes < 0 || c.StartBurst < 0 {
 		errs = append(errs, errors.New("saml: limits must not be negative"))
 	}
 	if err := c.Upstream.validate(); err != nil {
@@ -161,6 +166,8 @@ func (s *Server) mountSAML(mux *http.ServeMux, c Config) error {
 		AddressWindow:       c.SAML.AddressWindow,
 		AddressLockout:      c.SAML.AddressLockout,
 		MaxConcurrentHashes: c.SAML.MaxConcurrentHashes,
+		StartRate:           c.SAML.StartRate,
+		StartBurst:          c.SAML.StartBurst,
 		ClientIP:            c.SAML.clientIP,
 		Logger:              c.Logger.With("component", "saml"),
 		Registerer:          c.Registry,

@@ -5,11 +5,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -263,4 +266,122 @@ func TestSAMLUpstreamReplay(t *testing.T) {
 	}
 	code, page = toA(action, v, tracked)
 	wantRefusal(t, code, page, http.StatusForbidden, "Login failed")
+}
+
+// testClock is a settable clock for a hub under test.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// TestSAMLStartThrottle: one address may start 60 anonymous logins at once
+// and 20 a second after that; the next gets 429 with Retry-After and a
+// generic page. Other addresses (the proxy's X-Forwarded-For, when the proxy
+// is trusted) and users with a session are not affected; a stale session
+// cookie does not get around it.
+func TestSAMLStartThrottle(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		trusted bool
+	}{{"behind a trusted proxy", true}, {"X-Forwarded-For not trusted", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &testClock{t: time.Now()}
+			e := newSAMLEnv(t, func(c *Config) {
+				c.Clock = clk.now
+				if tt.trusted {
+					c.SAML.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+				}
+			})
+			e.addUser(t, "alice", "pw-alice", true)
+			sp := e.newSP(t, true, nil)
+			// The AuthnRequest the SP sends the browser to.
+			c := e.browser(t)
+			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			resp, err := c.Get(sp.srv.URL + "/app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			sso := resp.Header.Get("Location")
+			if !strings.HasPrefix(sso, e.hub.URL+idp.PathSSO+"?SAMLRequest=") {
+				t.Fatalf("SP redirect %d %q", resp.StatusCode, sso)
+			}
+			start := func(c *http.Client, xff string) (int, http.Header, string) {
+				t.Helper()
+				req, _ := http.NewRequest("GET", sso, nil)
+				if xff != "" {
+					req.Header.Set("X-Forwarded-For", xff)
+				}
+				resp, err := c.Do(req)
+				code, page := readBody(t, resp, err)
+				return code, resp.Header, page
+			}
+			anon := e.browser(t)
+			anon.Jar = nil // every request a new anonymous start
+			for i := range 60 {
+				if code, _, page := start(anon, ""); code != 200 || !strings.Contains(page, `id="login-form"`) {
+					t.Fatalf("start %d: %d\n%s", i+1, code, page)
+				}
+			}
+			code, h, page := start(anon, "")
+			wantRefusal(t, code, page, http.StatusTooManyRequests, "Too many requests")
+			if h.Get("Retry-After") != "1" {
+				t.Errorf("Retry-After %q, want 1", h.Get("Retry-After"))
+			}
+			if strings.Contains(page, "login-form") || strings.Contains(page, "127.0.0.1") {
+				t.Errorf("the 429 page is not generic:\n%s", page)
+			}
+			// Another client address.
+			code, _, _ = start(anon, "198.51.100.9")
+			if tt.trusted && code != 200 {
+				t.Errorf("another address behind the trusted proxy: %d", code)
+			}
+			if !tt.trusted && code != http.StatusTooManyRequests {
+				t.Errorf("a forged X-Forwarded-For got around the throttle: %d", code)
+			}
+			// The upstream-less IdP-initiated start and a stale cookie are
+			// throttled too; a real session is not.
+			hubURL, _ := url.Parse(e.hub.URL)
+			stale := e.browser(t)
+			stale.Jar.SetCookies(hubURL, []*http.Cookie{{Name: idp.CookieName(e.hub.URL, idp.SessionCookie), Value: "no-such-session", Path: "/"}})
+			if code, _, _ := start(stale, ""); code != http.StatusTooManyRequests {
+				t.Errorf("stale session cookie: %d, want 429", code)
+			}
+			if code, _ := browse(t, anon, e.hub.URL+idp.PathIdPInitiated+"?sp="+url.QueryEscape(sp.entityID())); code != http.StatusTooManyRequests {
+				t.Errorf("IdP-initiated start: %d, want 429", code)
+			}
+			in := e.loggedIn(t, "alice", "pw-alice")
+			if code, _, page := start(in, ""); code != 200 || !strings.Contains(page, "SAMLResponse") {
+				t.Errorf("a logged-in user was throttled: %d\n%s", code, page)
+			}
+			// A second refills 20.
+			clk.add(time.Second)
+			for i := range 20 {
+				if code, _, _ := start(anon, ""); code != 200 {
+					t.Fatalf("refilled start %d: %d", i+1, code)
+				}
+			}
+			if code, _, _ := start(anon, ""); code != http.StatusTooManyRequests {
+				t.Errorf("after the refill: %d, want 429", code)
+			}
+			if n, _ := metric(t, e.reg, "connect_hub_saml_refusals_total", "reason=rate_limited"); n < 3 {
+				t.Errorf("rate_limited refusals counted %v", n)
+			}
+			if got := strings.Count(e.logs.String(), "login starts throttled"); got < 1 {
+				t.Errorf("throttling not logged")
+			}
+		})
+	}
 }
