@@ -84,8 +84,12 @@ type userPager struct {
 	r    *run
 	p    *Plan
 	full bool // compare every user with the local account (no hash skip)
-	// seen holds the hub ids listed by a full reconcile.
-	seen map[string]struct{}
+	// seen holds the hub ids listed by a full reconcile; true once this run
+	// wrote the user's account (tracked when fresh).
+	seen map[string]bool
+	// wrote counts the hub ids of seen marked true: the distinct accounts of
+	// this server a fresh run wrote.
+	wrote int
 	// pending are link writes made by the last page, sent with the next batch.
 	pending []state.Link
 	// claimed maps local ids linked by mapping in this run to their hub id, so
@@ -105,7 +109,7 @@ type userPager struct {
 func (r *run) newUserPager(p *Plan, full bool) *userPager {
 	g := &userPager{r: r, p: p, full: full, claimed: map[string]string{}, total: -1, groups: map[string]string{}}
 	if full {
-		g.seen = make(map[string]struct{}, 1024)
+		g.seen = make(map[string]bool, 1024)
 	}
 	return g
 }
@@ -140,8 +144,8 @@ func (g *userPager) page(ctx context.Context, users []scim.User) error {
 		}
 		ids = append(ids, u.ID)
 		list = append(list, u)
-		if g.seen != nil {
-			g.seen[u.ID] = struct{}{}
+		if g.seen != nil && !g.seen[u.ID] {
+			g.seen[u.ID] = false
 		}
 		if u.Meta != nil && u.Meta.LastModified.After(g.maxModified) {
 			g.maxModified = u.Meta.LastModified
@@ -365,6 +369,10 @@ func (g *userPager) write(ctx context.Context, puts []local.Put, metas []putMeta
 						}
 					}
 					g.pending = append(g.pending, state.Link{HubID: m.user.ID, LocalID: rs.Account.ID, Hash: m.prof.hash})
+					if g.fresh && !g.seen[m.user.ID] {
+						g.seen[m.user.ID] = true
+						g.wrote++
+					}
 					if m.action == ActCreate || m.action == ActLink || m.action == ActRestore {
 						for _, gr := range m.user.Groups {
 							if gr.Value != "" && (gr.Type == "" || gr.Type == "direct" || gr.Type == "indirect") {
@@ -442,6 +450,22 @@ func (g *userPager) flush(ctx context.Context, extra []state.Link, cursors map[s
 	return err
 }
 
+// onlyOwn reports whether a fresh run can skip looking for accounts of this
+// server the listing did not include, because the server has none but the
+// accounts this run wrote (every one of them for a listed user). Other writers
+// run outside the task lock — a login's SyncUser makes the account of a user
+// it finds on the hub, who may be gone before the listing reaches them — so
+// the server's accounts are counted, deleted ones included: as many as this
+// run wrote means none other (each account has one hub id, each hub id one
+// account of a server). Any other count, or an error, reads them all.
+func (g *userPager) onlyOwn(ctx context.Context) bool {
+	if !g.fresh {
+		return false
+	}
+	n, err := g.r.e.cfg.Target.CountAccounts(ctx, local.AccountQuery{Server: g.r.srv.ID, Deleted: local.DeletedInclude})
+	return err == nil && n == int64(g.wrote)
+}
+
 // usersFull lists every user of the source. Accounts of this server the listing
 // did not include get the removal action — only when the listing completed and
 // the valves pass, and only after the source confirms each one is gone.
@@ -503,7 +527,7 @@ func (r *run) usersFull(ctx context.Context, why string) (*Plan, error) {
 	// Accounts of this server the listing did not include.
 	var cands []Item
 	q := local.AccountQuery{Server: r.srv.ID, Limit: local.MaxBatch}
-	for {
+	for listed := g.onlyOwn(ctx); !listed; {
 		accts, next, err := r.e.cfg.Target.ListAccounts(ctx, q)
 		if err != nil {
 			return p, fmt.Errorf("local directory: %w", err)
@@ -519,9 +543,7 @@ func (r *run) usersFull(ctx context.Context, why string) (*Plan, error) {
 				cands = append(cands, it)
 			}
 		}
-		if next == "" {
-			break
-		}
+		listed = next == ""
 		q.After = next
 	}
 	g.seen = nil // free the set before the destructive phase
