@@ -2,9 +2,13 @@ package sso
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/connectsso/connect/bridge"
 	"github.com/connectsso/connect/bridge/local"
+	"github.com/connectsso/connect/bridge/state"
 	"github.com/connectsso/connect/saml/sp"
 )
 
@@ -27,7 +32,29 @@ type LocalAuth struct {
 	Accounts *Accounts
 	// Reachable reports whether the hub of server id answers; nil: Probe.
 	Reachable func(ctx context.Context, server string) bool
+
+	// Attempts, when set, counts local login attempts per account and per
+	// client address (withClientAddress) in the bridge state, which every
+	// replica shares when it is Redis. An attempt is counted before the
+	// password is checked, so the replicas together let at most
+	// AccountLimit failed logins of one account (AddressLimit from one
+	// address) through within Window; a refused attempt counts nowhere, a
+	// success clears the account's count, and an attempt that could not be
+	// checked (directory down) is forgotten. 0 takes the saml/sp default;
+	// negative: no limit. nil leaves only the SP's per-replica throttle.
+	Attempts                   Attempts
+	AccountLimit, AddressLimit int
+	Window                     time.Duration
 }
+
+// Attempts is the part of the bridge state that counts login attempts
+// (state.State implements it).
+type Attempts interface {
+	Attempt(ctx context.Context, name, id string, limit int, window time.Duration) (n int, admitted bool, err error)
+	ForgetAttempts(ctx context.Context, name string, ids ...string) error
+}
+
+var _ Attempts = state.State(nil)
 
 var _ sp.LocalAuth = (*LocalAuth)(nil)
 
@@ -56,14 +83,135 @@ func (l *LocalAuth) Authenticate(ctx context.Context, username, password string)
 		// is cached, so a burst of guesses does not become a burst of probes.
 		allowConnect = !l.Reachable(ctx, a.Server)
 	}
+	r, err := l.reserve(ctx, username)
+	if err != nil {
+		return sp.LocalUser{}, err
+	}
 	a, err = local.Authenticate(ctx, l.Dir, username, password, local.AuthOptions{AllowConnect: allowConnect})
 	switch {
 	case errors.Is(err, local.ErrAuthFailed), errors.Is(err, local.ErrSuspended):
 		return sp.LocalUser{}, fmt.Errorf("%w: %w", sp.ErrInvalid, err)
 	case err != nil:
+		r.forget(ctx, false)
 		return sp.LocalUser{}, err
 	}
+	r.forget(ctx, true)
 	return l.Accounts.user(ctx, a)
+}
+
+// reservation is one login attempt counted by LocalAuth.reserve.
+type reservation struct {
+	at      Attempts
+	id      string
+	account string   // the account's counter, when counted
+	names   []string // the counters that hold id
+}
+
+// errThrottled is the cause of a refusal by the shared counters; the user
+// sees the same page as for a wrong password, the log sees this.
+var errThrottled = errors.New("too many failed local logins (shared by the replicas)")
+
+// reserve counts an attempt to log in as username (already resolved from
+// an email) in the shared counters of the account and of the client's
+// address. When either is full the attempt is refused (sp.ErrInvalid) and
+// counted nowhere.
+func (l *LocalAuth) reserve(ctx context.Context, username string) (*reservation, error) {
+	if l.Attempts == nil {
+		return nil, nil
+	}
+	window := l.Window
+	if window <= 0 {
+		window = sp.DefaultLocalWindow
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("login throttle: %w", err)
+	}
+	r := &reservation{at: l.Attempts, id: hex.EncodeToString(b[:])}
+	counters := []struct {
+		name         string
+		limit, deflt int
+	}{
+		{counterName("login-account", strings.ToLower(username)), l.AccountLimit, sp.DefaultLocalAccountLimit},
+	}
+	if addr := clientAddress(ctx); addr != "" {
+		counters = append(counters, struct {
+			name         string
+			limit, deflt int
+		}{counterName("login-address", addr), l.AddressLimit, sp.DefaultLocalAddressLimit})
+	}
+	for i, c := range counters {
+		limit := c.limit
+		if limit == 0 {
+			limit = c.deflt
+		}
+		if limit < 0 {
+			continue
+		}
+		_, ok, err := l.Attempts.Attempt(ctx, c.name, r.id, min(limit, state.MaxAttemptLimit), window)
+		if err != nil {
+			r.forget(ctx, false)
+			return nil, fmt.Errorf("login throttle: %w", err)
+		}
+		if !ok {
+			r.forget(ctx, false)
+			return nil, fmt.Errorf("%w: %w", sp.ErrInvalid, errThrottled)
+		}
+		if i == 0 {
+			r.account = c.name
+		}
+		r.names = append(r.names, c.name)
+	}
+	return r, nil
+}
+
+// forget takes the attempt back from its counters (it could not be checked,
+// or was refused before); after a success it clears the account's count.
+// Best effort: a failure leaves an attempt counted until its window ends.
+func (r *reservation) forget(ctx context.Context, success bool) {
+	if r == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for _, name := range r.names {
+		if success && name == r.account {
+			_ = r.at.ForgetAttempts(ctx, name)
+			continue
+		}
+		_ = r.at.ForgetAttempts(ctx, name, r.id)
+	}
+	r.names = nil
+}
+
+// counterName names a shared counter without putting the user name or the
+// address itself in the state.
+func counterName(kind, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return kind + ":" + hex.EncodeToString(sum[:16])
+}
+
+type clientAddressKey struct{}
+
+// clientAddress returns the address withClientAddress put in ctx ("" when
+// none).
+func clientAddress(ctx context.Context) string {
+	s, _ := ctx.Value(clientAddressKey{}).(string)
+	return s
+}
+
+// withClientAddress puts the request's client address (clientIP; nil: the
+// host of RemoteAddr) in the request's context, where LocalAuth finds it:
+// sp.LocalAuth is not given the request.
+func withClientAddress(clientIP func(*http.Request) string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := ""
+		if clientIP != nil {
+			addr = clientIP(r)
+		} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			addr = host
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientAddressKey{}, addr)))
+	})
 }
 
 // Probe decides whether a hub is reachable: GET <hub URL>/readyz answers 200

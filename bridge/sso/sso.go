@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	keys := &KeySource{Records: cfg.Records, TTL: 10 * time.Second, Clock: cfg.Clock}
 	accounts := &Accounts{Dir: cfg.Dir, Sync: cfg.Sync, Clock: cfg.Clock}
 	probe := &Probe{Records: cfg.Records, HTTPClient: cfg.HTTPClient, Clock: cfg.Clock}
-	la := &LocalAuth{Dir: cfg.Dir, Accounts: accounts, Reachable: probe.Reachable}
+	la := &LocalAuth{Dir: cfg.Dir, Accounts: accounts, Reachable: probe.Reachable, Attempts: cfg.State}
 	sessions := Sessions{State: cfg.State}
 	hubs := &Hubs{Records: cfg.Records, Keys: keys, Clock: cfg.Clock}
 	spc := sp.Config{
@@ -110,6 +110,9 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	if cfg.Tune != nil {
 		cfg.Tune(&spc)
 	}
+	// The SP counts failed local logins per replica; the state counts them
+	// for all replicas with the same limits.
+	la.AccountLimit, la.AddressLimit, la.Window = spc.LocalAccountLimit, spc.LocalAddressLimit, spc.LocalWindow
 	s, err := sp.New(spc)
 	if err != nil {
 		return nil, err
@@ -126,7 +129,9 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	b := &Bridge{SP: s, Handshake: hs, Accounts: accounts, Local: la, mux: http.NewServeMux()}
 	b.mux.HandleFunc(scim.RegisterPath, hs.ServeRegister)
 	b.mux.HandleFunc(scim.UnregisterPath, hs.ServeUnregister)
-	b.mux.Handle("/", s.Handler())
+	h := s.Handler()
+	b.mux.Handle("POST "+sp.PathLogin, withClientAddress(spc.ClientIP, h))
+	b.mux.Handle("/", h)
 	return b, nil
 }
 
