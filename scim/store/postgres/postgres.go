@@ -76,6 +76,7 @@ var dialect = sqlstore.Dialect{
 		return c == "40001" || c == "40P01"
 	},
 	ForUpdate:   " FOR UPDATE",
+	Migrations:  sqlstore.PostgresMigrations,
 	JournalLock: `SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.connect_journal'))`,
 	LockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock(hashtext(current_schema() || '.connect_migrate'))`); err != nil {

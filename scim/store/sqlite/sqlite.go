@@ -62,6 +62,7 @@ var dialect = sqlstore.Dialect{
 		"%SERIAL%": "INTEGER PRIMARY KEY AUTOINCREMENT",
 		"%BLOB%":   "BLOB",
 	},
+	Migrations:   sqlstore.SQLiteMigrations,
 	AfterMigrate: sqlstore.SQLiteInitialStats,
 	IsUnique: func(err error) bool {
 		var e *sqlite.Error

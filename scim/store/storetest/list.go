@@ -543,3 +543,111 @@ func testListByIDs(t *testing.T, s store.Store) {
 	_, err = s.ListUsers(ctx, store.Query{IDs: many, StartIndex: 1, Count: 1000})
 	wantErr(t, "ListUsers with 1,001 ids", err, store.ErrInvalid)
 }
+
+// testDeepIndexPaging: index pages deeper than a few thousand rows — which a
+// store may start from per-block row counts rather than by skipping rows —
+// are exactly the matching slice of the listing at the time of each request
+// (RFC 7644 §3.4.2.4), in the default order (creation order) and with a
+// filter, while users are deleted and created between pages: the total, the
+// pages around every few-thousand boundary, the last partial page, pages
+// past the end, and the far side of the listing. The reference is kept by
+// the test, not read from the store.
+func testDeepIndexPaging(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	type entry struct {
+		id     string
+		titled bool
+	}
+	var ref []entry
+	made := 0
+	create := func(n int) {
+		t.Helper()
+		us := make([]scim.User, n)
+		for i := range us {
+			us[i] = scim.User{UserName: fmt.Sprintf("deep%05d", made)}
+			if made%3 == 0 {
+				us[i].Title = "t"
+			}
+			made++
+		}
+		for _, u := range batchCreate(t, s, us) {
+			ref = append(ref, entry{u.ID, u.Title != ""})
+		}
+	}
+	// del deletes the users at ref positions [lo, hi) with the given stride.
+	del := func(lo, hi, stride int) {
+		t.Helper()
+		var keep []entry
+		for i, e := range ref {
+			if i >= lo && i < hi && (i-lo)%stride == 0 {
+				if err := s.DeleteUser(ctx, e.id, 0); err != nil {
+					t.Fatalf("DeleteUser: %v", err)
+				}
+				continue
+			}
+			keep = append(keep, e)
+		}
+		ref = keep
+	}
+	titled := mustParse(t, scim.UserResourceType, `title pr`)
+	check := func(step string, f filter.Expr, start, count int) {
+		t.Helper()
+		var want []string
+		for _, e := range ref {
+			if f == nil || e.titled {
+				want = append(want, e.id)
+			}
+		}
+		p, err := s.ListUsers(ctx, store.Query{Filter: f, StartIndex: start, Count: count})
+		if err != nil {
+			t.Fatalf("%s: startIndex %d count %d: %v", step, start, count, err)
+		}
+		got := make([]string, 0, len(p.Items))
+		for _, u := range p.Items {
+			got = append(got, u.ID)
+		}
+		w := want[min(start-1, len(want)):min(start-1+count, len(want))]
+		if p.Total != len(want) || !slices.Equal(w, got) {
+			t.Fatalf("%s (filter %v): startIndex %d count %d: total %d (want %d), %d items, first %v (want %d, first %v)",
+				step, f != nil, start, count, p.Total, len(want), len(got), got[:min(1, len(got))], len(w), w[:min(1, len(w))])
+		}
+	}
+	checkAll := func(step string) {
+		t.Helper()
+		n := len(ref)
+		for _, start := range []int{1, 2, 4095, 4096, 4097, 4098, 4200, 6000, n / 2, 8191, 8192, 8193, 8194, n - 100, n - 6, n - 1, n, n + 1, n + 4097} {
+			if start < 1 {
+				continue
+			}
+			for _, count := range []int{100, 7, 1} {
+				check(step, nil, start, count)
+			}
+			check(step, titled, start/3+1, 100)
+		}
+	}
+
+	create(8300)
+	checkAll("created")
+	// Deletions before, across and after the first few-thousand boundaries,
+	// and new users at the end.
+	del(0, 20, 1)
+	del(4000, 4200, 2)
+	del(6000, 7000, 20)
+	create(300)
+	checkAll("deleted and created")
+	// A walk deep into the listing while the listing changes between pages:
+	// each next page is the slice at its startIndex of the listing as it is
+	// then (rows before the position shift the page, as RFC 7644 index
+	// paging does).
+	for start := 4001; start < 4001+20*97; start += 97 {
+		check("walk", nil, start, 97)
+		del(start-500, start-499, 1)
+		del(start+300, start+301, 1)
+		create(1)
+	}
+	// The tail goes (the last few hundred pks wholly deleted), then new users.
+	del(7900, len(ref), 1)
+	checkAll("tail deleted")
+	create(100)
+	checkAll("tail recreated")
+}

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UniqueFilterTotals", testUniqueFilterTotals},
 		{"IndexPaging", testIndexPaging},
 		{"IndexPagingEverywhere", testIndexPagingEverywhere},
+		{"DeepIndexPaging", testDeepIndexPaging},
 		{"CursorPaging", testCursorPaging},
 		{"MemberOps", testMemberOps},
 		{"LargeMemberAdd", testLargeMemberAdd},

@@ -35,6 +35,10 @@ type Dialect struct {
 	// makes journal sequence numbers commit in order, so a reader that has seen
 	// seq n never later sees a smaller one appear.
 	JournalLock string
+	// Migrations are the engine's own statements of a migration version
+	// (triggers, which the engines write differently), run before the shared
+	// statements of that version.
+	Migrations map[int][]string
 	// LockMigrations serialises migrations between processes starting at once.
 	// It returns the function that releases the lock. nil means the migration
 	// transaction itself is exclusive (SQLite BEGIN IMMEDIATE).

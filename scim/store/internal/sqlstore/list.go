@@ -18,6 +18,7 @@ import (
 // listSpec describes one resource table for listing.
 type listSpec struct {
 	table string // "users u"
+	name  string // "users"
 	alias string // "u"
 	cols  string // selected columns before pk and the sort key
 	// more, when set, writes further selected columns (", …") after cols;
@@ -26,10 +27,11 @@ type listSpec struct {
 	m       *mapping
 	notNull map[string]bool // sort columns that are never NULL
 	counter string          // store_meta key counting the rows
+	buckets string          // the table counting rows per pk block (migration 5)
 }
 
 var usersSpec = listSpec{
-	table: "users u", alias: "u", counter: "users",
+	table: "users u", name: "users", alias: "u", counter: "users", buckets: "user_buckets",
 	cols: "u.id, u.doc, u.version, u.created, u.modified",
 	more: func(b *builder, sc *store.Scope) {
 		b.w(", ")
@@ -39,7 +41,7 @@ var usersSpec = listSpec{
 }
 
 var groupsSpec = listSpec{
-	table: "groups g", alias: "g", counter: "groups",
+	table: "groups g", name: "groups", alias: "g", counter: "groups", buckets: "group_buckets",
 	cols:    groupCols,
 	notNull: map[string]bool{"g.id": true, "g.display_name": true, "g.created": true, "g.modified": true},
 }
@@ -62,10 +64,14 @@ type sortKey struct {
 
 func (s *Store) sortKey(spec *listSpec, q *store.Query) (sortKey, error) {
 	if q.SortBy == nil {
-		// Creation order. (created, pk) rather than pk alone: its index is
-		// narrow, so a deep OFFSET skips index entries instead of walking the
-		// table's rows.
-		return sortKey{expr: spec.alias + ".created", isInt: true, notNull: true, sig: "created"}, nil
+		// Insertion order: pk. Not meta.created, which the store's clock sets
+		// and which need not grow with pk (a clock stepped back, PostgreSQL
+		// replicas with different clocks, concurrent transactions). pk order
+		// is what the per-block counts of migration 5 describe, which makes
+		// a deep index page cheap (see list). Cursors of the former (created,
+		// pk) order carry the signature "created" and are refused as invalid
+		// (400 invalidCursor): a client restarts its walk.
+		return sortKey{sig: "pk"}, nil
 	}
 	p := *q.SortBy
 	k := sortKey{desc: q.Descending, sig: strings.ToLower(p.String())}
@@ -252,10 +258,14 @@ func (k sortKey) orderByDir(alias string, few, reverse bool) string {
 // the row's columns already scanned into dest (spec.cols order). With reversed
 // true the rows came last first: the caller reverses its page.
 //
-// An OFFSET costs a step per skipped row (SQLite and PostgreSQL alike), so
-// index paging past the middle of a listing reads the page from the far end
-// in the reverse order instead: startIndex 999,901 of 1,000,000 skips 0 rows
-// rather than 999,900. The deepest page then sits in the middle.
+// An OFFSET costs a step per skipped row (SQLite and PostgreSQL alike). An
+// unfiltered listing in the default order therefore starts a deep page
+// (offset ≥ one pk block) from the block that holds its position, found by
+// adding up the per-block counts of migration 5, and skips fewer rows than a
+// block holds (see deepPage). Any other index paging past the middle of a
+// listing reads the page from the far end in the reverse order instead:
+// startIndex 999,901 of 1,000,000 skips 0 rows rather than 999,900; the
+// deepest such page sits in the middle.
 func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest func() []any, row func(pk int64)) (total int, next string, reversed bool, err error) {
 	if q.Count < 0 {
 		return 0, "", false, fmt.Errorf("%w: negative count", store.ErrInvalid)
@@ -303,39 +313,9 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 	if q.Count == 0 || total == 0 {
 		return total, "", false, nil
 	}
-	b := s.newBuilder()
-	keyCol := "NULL"
-	if k.expr != "" {
-		keyCol = k.expr
-	}
-	b.w("SELECT ", spec.cols)
-	if spec.more != nil {
-		spec.more(b, q.Scope)
-	}
-	b.w(", ", spec.alias, ".pk, ", keyCol, " FROM ", spec.table)
-	if err := s.where(b, spec, &q, k, after); err != nil {
-		return 0, "", false, err
-	}
-	limit := q.Count
-	if q.UseCursor {
-		limit++ // one more row tells whether there is a next page
-	}
-	offset := 0
-	if !q.UseCursor && q.StartIndex > 1 {
-		offset = q.StartIndex - 1
-	}
-	if !countless && !q.UseCursor && offset > total/2 {
-		if offset >= total {
-			return total, "", false, nil
-		}
-		reversed = true
-		limit = min(limit, total-offset)
-		offset = total - offset - limit
-	}
-	b.w(k.orderByDir(spec.alias, (q.Filter != nil || q.Scope != nil || q.IDs != nil) && total <= fewRows, reversed))
-	b.w(" LIMIT ", b.arg(limit))
-	if offset > 0 {
-		b.w(" OFFSET ", b.arg(offset))
+	b, reversed, empty, err := s.pageQuery(spec, &q, k, after, total, countless)
+	if err != nil || empty {
+		return total, "", false, err
 	}
 	pageCtx := ctx
 	if countless {
@@ -378,6 +358,70 @@ func (s *Store) list(ctx context.Context, spec *listSpec, q store.Query, dest fu
 		total = n
 	}
 	return total, next, reversed, nil
+}
+
+// pageQuery builds list's page query: q's page of the listing that has total
+// rows, in order k, after the cursor position when one is given. reversed
+// says the rows come last first; empty that the page is past the end and
+// needs no query.
+func (s *Store) pageQuery(spec *listSpec, q *store.Query, k sortKey, after *cursor, total int, countless bool) (b *builder, reversed, empty bool, err error) {
+	offset := 0
+	if !q.UseCursor && q.StartIndex > 1 {
+		offset = q.StartIndex - 1
+	}
+	if offset >= total && !countless {
+		return nil, false, true, nil
+	}
+	b = s.newBuilder()
+	deep := !q.UseCursor && q.Filter == nil && q.Scope == nil && q.IDs == nil && k.expr == "" && offset >= 1<<bucketShift
+	if deep {
+		s.deepPage(b, spec, offset)
+	}
+	keyCol := "NULL"
+	if k.expr != "" {
+		keyCol = k.expr
+	}
+	b.w("SELECT ", spec.cols)
+	if spec.more != nil {
+		spec.more(b, q.Scope)
+	}
+	b.w(", ", spec.alias, ".pk, ", keyCol, " FROM ", spec.table)
+	if err := s.where(b, spec, q, k, after); err != nil {
+		return nil, false, false, err
+	}
+	limit := q.Count
+	if q.UseCursor {
+		limit++ // one more row tells whether there is a next page
+	}
+	if deep {
+		b.w(" AND ", spec.alias, ".pk >= (SELECT pk FROM start)")
+		offset = 0
+	} else if !countless && !q.UseCursor && offset > total/2 {
+		reversed = true
+		limit = min(limit, total-offset)
+		offset = total - offset - limit
+	}
+	b.w(k.orderByDir(spec.alias, (q.Filter != nil || q.Scope != nil || q.IDs != nil) && total <= fewRows, reversed))
+	b.w(" LIMIT ", b.arg(limit))
+	if offset > 0 {
+		b.w(" OFFSET ", b.arg(offset))
+	}
+	return b, reversed, false, nil
+}
+
+// deepPage writes to b the WITH clause that finds where the default-order
+// page at offset starts: "start", the pk of the row at that position, or no
+// row when the listing is shorter. It adds up the live rows of the pk blocks
+// in pk order (a few hundred tiny rows for a million users) to find the one
+// block whose rows span the position, then skips the rows of that block
+// before it — fewer than 4096, on the pk index alone. The caller's page query reads from that pk on; one
+// statement, so the counts and the rows are the same snapshot and the page
+// is exact whatever commits meanwhile.
+func (s *Store) deepPage(b *builder, spec *listSpec, offset int) {
+	b.w("WITH c AS (SELECT bucket, n, SUM(n) OVER (ORDER BY bucket) AS upto FROM ", spec.buckets, "), ",
+		"blk AS (SELECT CAST(bucket AS BIGINT) << ", fmt.Sprint(bucketShift), " AS lo, CAST(", b.arg(offset), " - (upto - n) AS BIGINT) AS skip",
+		" FROM c WHERE upto > ", b.arg(offset), " AND upto - n <= ", b.arg(offset), "), ",
+		"start AS (SELECT pk FROM ", spec.name, " WHERE pk >= (SELECT lo FROM blk) ORDER BY pk LIMIT 1 OFFSET COALESCE((SELECT skip FROM blk), 0)) ")
 }
 
 // atMostOne reports whether e can match at most one resource: it requires an
