@@ -157,7 +157,11 @@ func (s *SP) serveACS(w http.ResponseWriter, r *http.Request) {
 		s.message(w, http.StatusServiceUnavailable, "Login failed", "Login is unavailable right now. Please try again later.")
 		return
 	}
-	s.cache.forgetUser(userKey(u))
+	// Login just read the account as Allowed would: that answer is the
+	// session's first, and the protected page the browser goes to next
+	// needs no directory read (Accounts.Login's contract).
+	now := s.now()
+	s.cache.putAllowed(userKey(u), newCachedAllowed(u, now), now)
 	s.m.login(resultSuccess)
 	log.Info("sso login", "username", u.Username, "subject", id.Subject)
 	http.Redirect(w, r, p.ReturnTo, http.StatusSeeOther)

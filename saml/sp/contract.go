@@ -140,6 +140,8 @@ type Accounts interface {
 	// matching ErrOutOfScope when the user is outside the bridge's scope, and
 	// ErrNotAllowed when the account may not log in (suspended, deleted,
 	// ambiguous mapping); the user then sees a clear page and no session starts.
+	// The account returned is as current as Allowed's answer would be: the
+	// SP caches it as the new session's first Allowed answer.
 	Login(ctx context.Context, hub string, id Identity) (LocalUser, error)
 	// Allowed returns the account as it is now (its groups may have changed),
 	// or an error matching ErrNotAllowed (or ErrOutOfScope) when it may no

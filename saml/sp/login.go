@@ -201,7 +201,7 @@ func (s *SP) startLogin(w http.ResponseWriter, r *http.Request, h *hubSP, rd str
 	http.SetCookie(w, c)
 	w.Header().Set("Cache-Control", "no-store")
 	if binding == saml.HTTPRedirectBinding {
-		u, err := req.Redirect(tok, h.sp)
+		u, err := s.redirectURL(h, req, tok)
 		if err != nil {
 			log.Error("start login: redirect", "hub", h.hub.ID, "err", err)
 			s.message(w, http.StatusInternalServerError, "Single sign-on unavailable", "The login could not be started. Please try again later.")

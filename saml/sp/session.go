@@ -179,9 +179,13 @@ func (s *SP) startSession(w http.ResponseWriter, r *http.Request, d *sessionData
 	now := s.now()
 	d.Created, d.Touched = now, now
 	tok := newToken()
-	if err := s.putSession(ctx, tokenHash(tok), d); err != nil {
+	h := tokenHash(tok)
+	if err := s.putSession(ctx, h, d); err != nil {
 		return fmt.Errorf("store session: %w", err)
 	}
+	// The session just written is what a read would find: the forward-auth
+	// check that follows the login need not read it back.
+	s.cache.putSession(h, &cachedSession{d: d, userKey: userKey(d.User), fetched: now, expires: s.expires(d)}, now)
 	http.SetCookie(w, &http.Cookie{
 		Name: s.sessionCookie, Value: tok, Path: "/",
 		MaxAge: int(s.cfg.SessionLifetime / time.Second), Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,

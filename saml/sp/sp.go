@@ -62,6 +62,9 @@ type SP struct {
 	reqCookie     string // prefix; the pending request's hash follows
 	reqCookiePath string
 
+	// deflaters holds *flate.Writer for redirectURL.
+	deflaters sync.Pool
+
 	mu     sync.Mutex
 	hubs   map[string]*hubSP   // by hub id
 	broken map[string][32]byte // hub id → sum of the metadata that failed
