@@ -64,9 +64,12 @@ func newCookieNames(secure bool) cookieNames {
 // dropLegacyCookies deletes the unprefixed cookies of an older hub version
 // that the request carries (https only).
 func (p *IdP) dropLegacyCookies(w http.ResponseWriter, r *http.Request) {
-	for name, path := range p.cookies.legacy {
-		if _, err := r.Cookie(name); err == nil {
-			http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+	if len(p.cookies.legacy) == 0 || len(r.Header["Cookie"]) == 0 {
+		return
+	}
+	for _, c := range r.Cookies() {
+		if path, ok := p.cookies.legacy[c.Name]; ok {
+			http.SetCookie(w, &http.Cookie{Name: c.Name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 		}
 	}
 }
