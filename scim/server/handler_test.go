@@ -509,6 +509,9 @@ func TestPasswordHashChecked(t *testing.T) {
 	if code, _, m := h.call(t, adminSecret, "PUT", "/Users/"+legacy.ID, map[string]any{"schemas": []string{scim.SchemaUser}, "userName": "legacy", "title": "u"}); code != http.StatusOK {
 		t.Errorf("PUT without passwordHash of a user with a legacy hash: %d %v", code, m)
 	}
+	if code, _, m := h.call(t, adminSecret, "PUT", "/Users/"+legacy.ID, user("legacy", "{SSHA}legacy")); code != http.StatusOK {
+		t.Errorf("PUT carrying back the legacy hash it has: %d %v", code, m)
+	}
 	if code, _, m := h.call(t, adminSecret, "PATCH", "/Users/"+legacy.ID, map[string]any{"schemas": []string{scim.SchemaPatchOp},
 		"Operations": []any{map[string]any{"op": "replace", "path": scim.SchemaConnectUser + ":passwordHash", "value": argon}}}); code != http.StatusOK {
 		t.Errorf("PATCH a valid hash over a legacy one: %d %v", code, m)

@@ -206,7 +206,11 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, rt *resourceTyp
 			h.writeError(w, r, err)
 			return
 		}
-		if err := h.checkUser(&u, ""); err != nil {
+		if err := h.checkUser(&u); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if err := checkNewHash(&u, ""); err != nil {
 			h.writeError(w, r, err)
 			return
 		}
@@ -237,17 +241,19 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, rt *resourceTyp
 	h.writeGroup(w, r, rt, out, http.StatusCreated, false)
 }
 
-// checkUser enforces what elimity's validation cannot: a non-blank userName,
-// the password-to-hash rule, and a passwordHash the hub can verify. kept is the
-// hash the user already has (PATCH): a hash stored before this check existed is
-// left alone until the client sends a new one.
-func (h *handler) checkUser(u *scim.User, kept string) error {
+// checkUser enforces what elimity's validation cannot: a non-blank userName and
+// the password-to-hash rule. The passwordHash is checked by checkNewHash.
+func (h *handler) checkUser(u *scim.User) error {
 	if strings.TrimSpace(u.UserName) == "" {
 		return errNoUserName
 	}
-	if err := h.hashPassword(u); err != nil {
-		return err
-	}
+	return h.hashPassword(u)
+}
+
+// checkNewHash refuses a passwordHash the hub cannot verify (checkHash) unless
+// it is kept, the hash the user already has: one stored before this check
+// existed is left alone until the client sends another.
+func checkNewHash(u *scim.User, kept string) error {
 	if u.Connect == nil || u.Connect.PasswordHash == "" || u.Connect.PasswordHash == kept {
 		return nil
 	}
@@ -348,7 +354,7 @@ func (h *handler) replace(w http.ResponseWriter, r *http.Request, rt *resourceTy
 			h.writeError(w, r, err)
 			return
 		}
-		if err := h.checkUser(&u, ""); err != nil {
+		if err := h.checkUser(&u); err != nil {
 			h.writeError(w, r, err)
 			return
 		}
@@ -365,6 +371,13 @@ func (h *handler) replace(w http.ResponseWriter, r *http.Request, rt *resourceTy
 					next.Connect = &scim.ConnectUser{}
 				}
 				next.Connect.PasswordHash = cur.Connect.PasswordHash
+			}
+			kept := ""
+			if cur.Connect != nil {
+				kept = cur.Connect.PasswordHash
+			}
+			if err := checkNewHash(&next, kept); err != nil {
+				return err
 			}
 			*cur = next
 			return nil
@@ -427,7 +440,10 @@ func (h *handler) patch(w http.ResponseWriter, r *http.Request, rt *resourceType
 			if err := patch.ApplyUser(u, req.Operations); err != nil {
 				return badPatch(err)
 			}
-			return h.checkUser(u, kept)
+			if err := h.checkUser(u); err != nil {
+				return err
+			}
+			return checkNewHash(u, kept)
 		})
 		if err != nil {
 			h.writeError(w, r, err)
