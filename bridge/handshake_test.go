@@ -281,6 +281,25 @@ func TestHandshakeFailures(t *testing.T) {
 		})
 	}
 
+	// The bridge registers but its answer is lost (the connection drops): the
+	// hub undoes the registration on the bridge too, not only its own half.
+	lost := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != scim.RegisterPath {
+			b.hs.ServeUnregister(w, r)
+			return
+		}
+		b.hs.ServeRegister(httptest.NewRecorder(), r)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	t.Cleanup(lost.Close)
+	if _, err := hub.AddClient(ctx, h.st, h.connect(), lost.URL, b.secret(t, time.Hour), hub.ClientOptions{Name: "Site"}); err == nil {
+		t.Fatal("AddClient succeeded although the bridge's answer was lost")
+	}
+	unchanged(t, h, b)
+
 	// The bridge cannot reach the hub's metadata: refused, and the secret is
 	// still good afterwards (nothing changed on the bridge).
 	secret := b.secret(t, time.Hour)

@@ -274,7 +274,11 @@ func AddClient(ctx context.Context, st store.Store, cn Connect, clientURL, secre
 	}
 	var resp scim.RegisterResponse
 	if err := postJSON(ctx, cn.client(), u+scim.RegisterPath, req, &resp); err != nil {
-		undo(false)
+		// The bridge may have stored the registration and lost its answer (a
+		// timeout, a dropped connection): undo it there too. The unregister
+		// call names the token just made, so it cannot touch anything else,
+		// and a bridge that stored nothing answers 404.
+		undo(true)
 		return store.Client{}, err
 	}
 	ed, err := idp.ParseSPMetadata([]byte(resp.SPMetadata))
