@@ -227,7 +227,8 @@ func hubKeysCommand() *cli.Command {
 				Name:  "rotate",
 				Usage: "publish a new signing key now; it starts signing after --overlap",
 				Flags: append(hubStoreFlags(),
-					&cli.StringFlag{Name: "overlap", Usage: "how long the new key is only published (e.g. 48h, 2d)", Value: "48h"},
+					&cli.StringFlag{Name: "overlap", Usage: "how long the new key is only published (e.g. 48h, 2d; at least the metadata's 24h cache time)", Value: "48h"},
+					&cli.BoolFlag{Name: "force", Usage: "accept an overlap shorter than the 24h for which SPs may cache the metadata"},
 					&cli.StringFlag{Name: "algorithm", Usage: "rsa or ecdsa", Value: "rsa"},
 					&cli.StringFlag{Name: flagURL, Usage: "hub public URL (names the certificate)", EnvVars: hubEnv(flagURL)}),
 				Action: hubKeysRotate,
@@ -247,6 +248,9 @@ func hubKeysRotate(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("keys rotate: --overlap: %w", err)
 	}
+	if overlap < idp.DefaultMetadataValidity && !c.Bool("force") {
+		return fmt.Errorf("keys rotate: --overlap %s is shorter than the %s for which service providers may cache the hub's metadata (its cacheDuration): one that has not fetched it again would refuse logins signed by the new key; give a longer overlap, or --force", overlap, idp.DefaultMetadataValidity)
+	}
 	alg, err := idp.NormalizeAlgorithm(c.String("algorithm"))
 	if err != nil {
 		return fmt.Errorf("keys rotate: %w", err)
@@ -259,6 +263,10 @@ func hubKeysRotate(c *cli.Context) error {
 	k, err := hub.RotateSigningKey(c.Context, st, actor(), c.String(flagURL), alg, overlap, time.Now())
 	if err != nil {
 		return fmt.Errorf("keys rotate: %w", err)
+	}
+	if k.ActiveFrom.IsZero() {
+		fmt.Fprintf(c.App.Writer, "key %s (%s) signs now: the hub had no signing key, so there was nothing to overlap with\n", k.ID, k.Algorithm)
+		return nil
 	}
 	fmt.Fprintf(c.App.Writer, "key %s (%s) is published now and signs from %s\n", k.ID, k.Algorithm, k.ActiveFrom.UTC().Format(time.RFC3339))
 	return nil

@@ -73,7 +73,20 @@ func TestSPsCommands(t *testing.T) {
 
 func TestKeysCommands(t *testing.T) {
 	dsn := tempDSN(t)
-	out, errOut, code := runCLI(t, "hub", "keys", "rotate", "--store", dsn, "--overlap", "2d", "--algorithm", "ecdsa")
+	// A hub without keys: the rotated key signs at once (nothing to overlap
+	// with), so the metadata is never left without a signing key.
+	out, errOut, code := runCLI(t, "hub", "keys", "rotate", "--store", dsn, "--overlap", "2d")
+	if code != 0 || !strings.Contains(out, "signs now: the hub had no signing key") {
+		t.Fatalf("first rotate = %d %q %q", code, out, errOut)
+	}
+	if out, _, _ := runCLI(t, "hub", "keys", "list", "--store", dsn); !strings.Contains(out, "signing") || strings.Contains(out, "next") {
+		t.Fatalf("keys list after the first rotate = %q", out)
+	}
+	// An overlap shorter than the metadata's cache time needs --force.
+	if _, errOut, code := runCLI(t, "hub", "keys", "rotate", "--store", dsn, "--overlap", "1h"); code == 0 || !strings.Contains(errOut, "--force") {
+		t.Fatalf("short overlap = %d %q", code, errOut)
+	}
+	out, errOut, code = runCLI(t, "hub", "keys", "rotate", "--store", dsn, "--overlap", "2d", "--algorithm", "ecdsa")
 	if code != 0 || !strings.Contains(out, "(ecdsa-sha256) is published now and signs from") {
 		t.Fatalf("rotate = %d %q %q", code, out, errOut)
 	}

@@ -35,7 +35,7 @@ func TestKeyRotation(t *testing.T) {
 
 	const overlap = 12 * time.Second // ample for the steps below on a loaded 2-core CI machine
 	rotated := time.Now()
-	h.cli(t, "", "keys", "rotate", "--overlap", overlap.String())
+	h.cli(t, "", "keys", "rotate", "--overlap", overlap.String(), "--force")
 	// A running hub re-reads its keys every 30 s; a restart reads them now.
 	h.restart(t)
 

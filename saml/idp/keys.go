@@ -103,7 +103,11 @@ func GenerateKey(alg, commonName string, now, activeFrom time.Time) (Key, error)
 // Rotate publishes a new key of algorithm alg that starts signing at
 // now+overlap, so that service providers which refresh the metadata within
 // the overlap trust it before it signs. ErrRotationPending if a key that
-// does not sign yet exists.
+// does not sign yet exists. When no key signs yet (a hub that never served a
+// SAML request), no service provider trusts any key, so there is nothing to
+// overlap with: the key signs at once (its ActiveFrom is zero, like the key
+// a first start makes), rather than leaving the hub without a signing key
+// for the whole overlap.
 func Rotate(ctx context.Context, keys Keys, alg, commonName string, overlap time.Duration, now time.Time) (Key, error) {
 	if overlap < 0 {
 		return Key{}, fmt.Errorf("overlap %s: must not be negative", overlap)
@@ -112,12 +116,18 @@ func Rotate(ctx context.Context, keys Keys, alg, commonName string, overlap time
 	if err != nil {
 		return Key{}, err
 	}
+	signing := false
 	for _, k := range existing {
 		if k.ActiveFrom.After(now) {
 			return Key{}, fmt.Errorf("%w: key %s starts signing at %s", ErrRotationPending, k.ID, k.ActiveFrom.UTC().Format(time.RFC3339))
 		}
+		signing = true
 	}
-	k, err := GenerateKey(alg, commonName, now, now.Add(overlap))
+	from := now.Add(overlap)
+	if !signing {
+		from = time.Time{}
+	}
+	k, err := GenerateKey(alg, commonName, now, from)
 	if err != nil {
 		return Key{}, err
 	}
