@@ -116,17 +116,21 @@ func (r *run) newUserPager(p *Plan, full bool) *userPager {
 
 // putMeta ties a local.Put to the user it came from.
 type putMeta struct {
-	user    *scim.User
-	prof    profile
-	item    *Item // the plan item (nil when not kept)
+	user *scim.User
+	prof profile
+	// item is the index of the plan item in p.Items, -1 when not kept (an
+	// index: a pointer would go stale as p.Items grows).
+	item    int
 	action  Action
 	create  bool
 	attempt int
 }
 
 // page processes one page of users: one State round trip (the previous page's
-// links written, this page's read), one local read, one local batch write.
-func (g *userPager) page(ctx context.Context, users []scim.User) error {
+// links written, this page's read), one local read, one local batch write. On
+// a fresh run nothing is read, and the previous page's links are written while
+// this page is planned and written locally.
+func (g *userPager) page(ctx context.Context, users []scim.User) (err error) {
 	r := g.r
 	// The last occurrence of an id wins (an increment may list a user twice).
 	last := make(map[string]int, len(users))
@@ -152,15 +156,28 @@ func (g *userPager) page(ctx context.Context, users []scim.User) error {
 		}
 	}
 	g.p.Listed += len(list)
-	get := ids
-	if g.fresh {
-		get = nil
+	links := map[string]state.Link{}
+	switch {
+	case !g.fresh:
+		if links, err = r.applyLinks(ctx, state.KindUser, g.pending, nil, ids, nil); err != nil {
+			return err
+		}
+		g.pending = g.pending[:0]
+	case len(g.pending) > 0:
+		// The links name accounts already committed, so they may be written
+		// along with this page's accounts; the next batch of links waits.
+		pending, done := g.pending, make(chan error, 1)
+		g.pending = nil
+		go func() {
+			_, err := r.applyLinks(ctx, state.KindUser, pending, nil, nil, nil)
+			done <- err
+		}()
+		defer func() {
+			if lerr := <-done; err == nil {
+				err = lerr
+			}
+		}()
 	}
-	links, err := r.applyLinks(ctx, state.KindUser, g.pending, nil, get, nil)
-	if err != nil {
-		return err
-	}
-	g.pending = g.pending[:0]
 
 	profs := make(map[string]profile, len(list))
 	var need []string
@@ -222,6 +239,22 @@ func (g *userPager) page(ctx context.Context, users []scim.User) error {
 	return nil
 }
 
+// add records a plan item and returns its index for putMeta.item.
+func (g *userPager) add(it Item) int {
+	if g.p.add(it) == nil {
+		return -1
+	}
+	return len(g.p.Items) - 1
+}
+
+// item returns the plan item of m, nil when not kept.
+func (g *userPager) item(m putMeta) *Item {
+	if m.item < 0 {
+		return nil
+	}
+	return &g.p.Items[m.item]
+}
+
 // accountsByHubID reads the connect accounts of ids, MaxBatch at a time.
 func (r *run) accountsByHubID(ctx context.Context, ids []string) (map[string]local.Account, error) {
 	out := make(map[string]local.Account, len(ids))
@@ -271,7 +304,7 @@ func (g *userPager) planExisting(u *scim.User, prof profile, a local.Account) (*
 	if changed == 0 {
 		return nil, putMeta{}
 	}
-	it := g.p.add(Item{Action: action, Kind: "user", HubID: u.ID, LocalID: a.ID, Name: a.Username,
+	it := g.add(Item{Action: action, Kind: "user", HubID: u.ID, LocalID: a.ID, Name: a.Username,
 		HubName: u.UserName, Fields: fieldNames(changed), Rule: rule})
 	return &local.Put{Account: want, Fields: changed}, putMeta{user: u, prof: prof, item: it, action: action}
 }
@@ -313,7 +346,7 @@ func (g *userPager) planNew(ctx context.Context, u *scim.User, prof profile) (*l
 			if status != 0 && !c.Suspended {
 				mask |= status
 			}
-			it := g.p.add(Item{Action: ActLink, Kind: "user", HubID: u.ID, LocalID: c.ID, Name: c.Username, HubName: u.UserName,
+			it := g.add(Item{Action: ActLink, Kind: "user", HubID: u.ID, LocalID: c.ID, Name: c.Username, HubName: u.UserName,
 				Fields: fieldNames(changedFields(c, want, mask)), Rule: m.rule})
 			return &local.Put{Account: want, Fields: mask}, putMeta{user: u, prof: prof, item: it, action: ActLink}, nil
 		}
@@ -329,7 +362,7 @@ func (g *userPager) planNew(ctx context.Context, u *scim.User, prof profile) (*l
 	if noMatch != "" {
 		rule += "; " + noMatch
 	}
-	it := g.p.add(Item{Action: ActCreate, Kind: "user", HubID: u.ID, Name: want.Username, HubName: u.UserName, Rule: rule})
+	it := g.add(Item{Action: ActCreate, Kind: "user", HubID: u.ID, Name: want.Username, HubName: u.UserName, Rule: rule})
 	mask := prof.mask | status
 	if prof.copyUserName {
 		mask |= local.FieldUsername
@@ -362,10 +395,10 @@ func (g *userPager) write(ctx context.Context, puts []local.Put, metas []putMeta
 			for j, rs := range res {
 				m := metas[start+j]
 				if rs.Err == nil {
-					if m.item != nil {
-						m.item.LocalID, m.item.Name = rs.Account.ID, rs.Account.Username
+					if it := g.item(m); it != nil {
+						it.LocalID, it.Name = rs.Account.ID, rs.Account.Username
 						if m.action == ActCreate && rs.Op == local.OpUpdated {
-							m.item.Rule += " (found from an earlier attempt: updated)"
+							it.Rule += " (found from an earlier attempt: updated)"
 						}
 					}
 					g.pending = append(g.pending, state.Link{HubID: m.user.ID, LocalID: rs.Account.ID, Hash: m.prof.hash})
@@ -386,9 +419,9 @@ func (g *userPager) write(ctx context.Context, puts []local.Put, metas []putMeta
 					p := puts[start+j]
 					m.attempt++
 					p.Account.Username = GeneratedUsername(r.srv.ID, m.user.ID, m.attempt)
-					if m.item != nil {
-						m.item.Name = p.Account.Username
-						m.item.Rule = "new hub user: username taken locally; account created with a generated tc username"
+					if it := g.item(m); it != nil {
+						it.Name = p.Account.Username
+						it.Rule = "new hub user: username taken locally; account created with a generated tc username"
 					}
 					retryPuts, retryMetas = append(retryPuts, p), append(retryMetas, m)
 					continue
@@ -398,8 +431,8 @@ func (g *userPager) write(ctx context.Context, puts []local.Put, metas []putMeta
 				if errors.Is(rs.Err, local.ErrPrivileged) {
 					msg = "privileged local account: never taken over"
 				}
-				if m.item != nil {
-					m.item.Error = msg
+				if it := g.item(m); it != nil {
+					it.Error = msg
 				}
 				r.e.log.Warn("sync item failed", "server", r.srv.ID, "action", m.action, "hub_user", m.user.ID, "err", rs.Err)
 			}
