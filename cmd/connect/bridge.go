@@ -189,6 +189,7 @@ func bridgeServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer tuneBridgeGC()()
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
