@@ -31,6 +31,17 @@ const (
 	flagUpstreamCreate   = "upstream-create-users"
 	flagTrustedProxies   = "trusted-proxies"
 
+	// Login limits (idp defaults: 5 failures in 15m lock an account for 15m;
+	// 50 from one address block it; 60 anonymous starts at once, 20/s).
+	flagLockoutFailures = "lockout-failures"
+	flagLockoutWindow   = "lockout-window"
+	flagLockoutDuration = "lockout-duration"
+	flagAddressFailures = "address-failures"
+	flagAddressWindow   = "address-window"
+	flagAddressBlock    = "address-block"
+	flagLoginStartRate  = "login-start-rate"
+	flagLoginStartBurst = "login-start-burst"
+
 	// GC tuning of the serving process (hub.TuneGC).
 	flagGCPercent   = "gc-percent"
 	flagMemoryLimit = "memory-limit"
@@ -45,6 +56,14 @@ func samlServeFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagUpstreamName, Usage: "name of the enterprise IdP on the login page (\"Log in with NAME\")", EnvVars: hubEnv(flagUpstreamName)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagUpstreamMatch, Usage: "asserted attribute that finds the hub user, ATTR[=FIELD] with FIELD email, userName, externalId or employeeNumber", Value: "email", EnvVars: hubEnv(flagUpstreamMatch)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagTrustedProxies, Usage: "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For the login rate limits believe", EnvVars: hubEnv(flagTrustedProxies)}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: flagLockoutFailures, Usage: "failed logins of one account within --lockout-window that lock it", Value: 5, EnvVars: hubEnv(flagLockoutFailures)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagLockoutWindow, Usage: "window in which an account's failed logins count (e.g. 15m)", Value: "15m", EnvVars: hubEnv(flagLockoutWindow)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagLockoutDuration, Usage: "how long a locked account stays locked (`connect hub users unlock` ends it early)", Value: "15m", EnvVars: hubEnv(flagLockoutDuration)}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: flagAddressFailures, Usage: "failed logins from one address within --address-window that block it", Value: 50, EnvVars: hubEnv(flagAddressFailures)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagAddressWindow, Usage: "window in which an address's failed logins count", Value: "15m", EnvVars: hubEnv(flagAddressWindow)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagAddressBlock, Usage: "how long a blocked address stays blocked", Value: "15m", EnvVars: hubEnv(flagAddressBlock)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagLoginStartRate, Usage: "SAML logins one address may start per second without a session (0: no limit)", Value: "20", EnvVars: hubEnv(flagLoginStartRate)}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: flagLoginStartBurst, Usage: "SAML logins one address may start at once without a session", Value: 60, EnvVars: hubEnv(flagLoginStartBurst)}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: flagUpstreamCreate, Usage: "create a hub user at the first upstream login when none matches", EnvVars: hubEnv(flagUpstreamCreate)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagGCPercent, Usage: "garbage collector GOGC of the serving process (0: keep GOGC; a set GOGC wins over the default)", Value: strconv.Itoa(hub.DefaultGCPercent), EnvVars: hubEnv(flagGCPercent)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagMemoryLimit, Usage: "soft memory limit of the serving process, e.g. 384MiB or 2GiB (0: keep GOMEMLIMIT; a set GOMEMLIMIT wins over the default)", Value: "384MiB", EnvVars: hubEnv(flagMemoryLimit)}),
@@ -70,6 +89,7 @@ func loadSAMLSettings(c *cli.Context) (hub.SAMLConfig, []error) {
 	if cfg.GC.MemoryLimit, err = hub.ParseMemoryLimit(c.String(flagMemoryLimit)); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", flagMemoryLimit, err))
 	}
+	errs = append(errs, loadLoginLimits(c, &cfg)...)
 	// The runtime's own variables, when set, win over the defaults.
 	if !c.IsSet(flagGCPercent) && os.Getenv("GOGC") != "" {
 		cfg.GC.Percent = 0
@@ -109,6 +129,44 @@ func loadSAMLSettings(c *cli.Context) (hub.SAMLConfig, []error) {
 		}
 	}
 	return cfg, errs
+}
+
+// loadLoginLimits reads the lockout and throttle flags into cfg.
+func loadLoginLimits(c *cli.Context, cfg *hub.SAMLConfig) []error {
+	var errs []error
+	count := func(name string, dst *int) {
+		if *dst = c.Int(name); *dst < 1 || *dst > 1_000_000 {
+			errs = append(errs, fmt.Errorf("%s: %d is not a count from 1 to 1000000", name, *dst))
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		d, err := hub.ParseDuration(c.String(name))
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		case d < time.Second || d > 30*24*time.Hour:
+			errs = append(errs, fmt.Errorf("%s: %s is not between 1s and 30d", name, d))
+		default:
+			*dst = d
+		}
+	}
+	count(flagLockoutFailures, &cfg.AccountLimit)
+	dur(flagLockoutWindow, &cfg.AccountWindow)
+	dur(flagLockoutDuration, &cfg.AccountLockout)
+	count(flagAddressFailures, &cfg.AddressLimit)
+	dur(flagAddressWindow, &cfg.AddressWindow)
+	dur(flagAddressBlock, &cfg.AddressLockout)
+	rate, err := strconv.ParseFloat(strings.TrimSpace(c.String(flagLoginStartRate)), 64)
+	switch {
+	case err != nil || rate < 0 || rate > 1e6 || rate != rate:
+		errs = append(errs, fmt.Errorf("%s: %q is not a rate from 0 to 1000000 per second", flagLoginStartRate, c.String(flagLoginStartRate)))
+	case rate == 0:
+		cfg.StartRate = -1 // SAMLConfig: negative turns the throttle off
+	default:
+		cfg.StartRate = rate
+		count(flagLoginStartBurst, &cfg.StartBurst)
+	}
+	return errs
 }
 
 func hubSPsCommand() *cli.Command {

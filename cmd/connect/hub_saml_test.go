@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/connectsso/connect/saml/idp"
+	"github.com/connectsso/connect/scim/hub"
 )
 
 const cliSPMetadata = `<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://sp.example.org/shibboleth">
@@ -178,5 +181,44 @@ func TestUsersUnlockAgainstRunningHub(t *testing.T) {
 	}
 	if _, errOut, code := runCLI(t, "hub", "users", "unlock", "--store", dsn, "nobody"); code == 0 || !strings.Contains(errOut, "no user") {
 		t.Fatalf("unknown user = %d %q", code, errOut)
+	}
+}
+
+// TestLoginLimitFlags: the lockout and throttle flags reach the hub's SAML
+// configuration, and bad values are refused by check-config.
+func TestLoginLimitFlags(t *testing.T) {
+	var got hub.SAMLConfig
+	var errs []error
+	app := &cli.App{Flags: samlServeFlags(), Action: func(c *cli.Context) error {
+		got, errs = loadSAMLSettings(c)
+		return nil
+	}}
+	if err := app.Run([]string{"connect", "--lockout-failures", "3", "--lockout-window", "10m", "--lockout-duration", "1h",
+		"--address-failures", "20", "--address-window", "5m", "--address-block", "2h", "--login-start-rate", "2.5", "--login-start-burst", "7"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) != 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	if got.AccountLimit != 3 || got.AccountWindow != 10*time.Minute || got.AccountLockout != time.Hour ||
+		got.AddressLimit != 20 || got.AddressWindow != 5*time.Minute || got.AddressLockout != 2*time.Hour ||
+		got.StartRate != 2.5 || got.StartBurst != 7 {
+		t.Fatalf("limits %+v", got)
+	}
+	if err := app.Run([]string{"connect", "--login-start-rate", "0"}); err != nil || len(errs) != 0 || got.StartRate >= 0 {
+		t.Fatalf("--login-start-rate 0: rate %v, errors %v", got.StartRate, errs)
+	}
+	if err := app.Run([]string{"connect"}); err != nil || len(errs) != 0 || got.AccountLimit != 5 || got.AccountLockout != 15*time.Minute || got.AddressLimit != 50 {
+		t.Fatalf("defaults: %+v %v", got, errs)
+	}
+	dsn := tempDSN(t)
+	for _, bad := range [][]string{
+		{"--lockout-failures", "0"}, {"--lockout-window", "soon"}, {"--lockout-duration", "0s"},
+		{"--address-failures", "-1"}, {"--address-block", "90d"}, {"--login-start-rate", "NaN"}, {"--login-start-rate", "-3"},
+	} {
+		args := append([]string{"hub", "check-config", "--store", dsn}, bad...)
+		if _, errOut, code := runCLI(t, args...); code == 0 || !strings.Contains(errOut, strings.TrimPrefix(bad[0], "--")) {
+			t.Errorf("check-config %v = %d %q, want an error naming the flag", bad, code, errOut)
+		}
 	}
 }
