@@ -40,7 +40,10 @@ type Hub struct {
 }
 
 // Hubs lists the connected hubs. The SP asks on every login and SLO message,
-// so a hub connected or removed at run time is seen at once.
+// so a hub connected or removed at run time is seen at once. The SP keeps the
+// byte slices of the Hubs it is given and hashes them only when it gets other
+// slices: an implementation may hand out the same slices again (a cached
+// list) but never changes their bytes in place.
 type Hubs interface {
 	// Hubs returns the connected hubs in the order of the login page.
 	Hubs(ctx context.Context) ([]Hub, error)
