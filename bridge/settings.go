@@ -91,7 +91,7 @@ func DefaultSettings() Settings {
 		ModifiedOverlap:     time.Minute,
 		DeleteMaxCount:      500,
 		DeleteMaxPercent:    20,
-		DeletePercentMin:    10,
+		DeletePercentMin:    3,
 	}
 }
 
