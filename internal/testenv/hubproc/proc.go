@@ -95,6 +95,11 @@ func Start(tb testing.TB, name string, cmd *exec.Cmd, o Options) *Proc {
 		}
 		p.from = p.Log.Len()
 		cmd.Stdout, cmd.Stderr = p.Log, p.Log
+		if cmd.WaitDelay == 0 {
+			// A child of the process may hold the output pipe open after the
+			// process is gone; Wait must not wait for it.
+			cmd.WaitDelay = 5 * time.Second
+		}
 	}
 	setProcAttr(cmd, o.Group)
 	if err := cmd.Start(); err != nil {
