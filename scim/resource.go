@@ -228,6 +228,28 @@ func (g *Group) Kind() string {
 	return g.Connect.Kind
 }
 
+// NormalizeKind checks the group's Connect kind and puts it in canonical form:
+// a kind is matched case-insensitively (Entra and scripts send "Audience"), and
+// stored lower-case because audience and course lookups match it exactly. An
+// empty kind drops the extension. Any other value is 400 invalidValue: stored,
+// it would make a group no lookup finds and dodge the per-kind uniqueness of
+// displayName. Every write path (POST, PUT, PATCH) calls it.
+func (g *Group) NormalizeKind() error {
+	if g.Connect == nil {
+		return nil
+	}
+	kind := strings.ToLower(strings.TrimSpace(g.Connect.Kind))
+	switch kind {
+	case "":
+		g.Connect = nil
+	case KindAudience, KindCourse:
+		g.Connect.Kind = kind
+	default:
+		return BadRequest(ErrTypeInvalidValue, "kind must be %q or %q", KindAudience, KindCourse)
+	}
+	return nil
+}
+
 // SetSchemas fills Schemas from the extensions present.
 func (g *Group) SetSchemas() {
 	g.Schemas = []string{SchemaGroup}

@@ -50,15 +50,8 @@ func ApplyGroup(g *scim.Group, m *store.MemberOps, ops []Operation) error {
 	if err := fromDoc(e.doc, &out); err != nil {
 		return err
 	}
-	if c := out.Connect; c != nil {
-		kind := strings.ToLower(c.Kind)
-		if kind != "" && kind != scim.KindAudience && kind != scim.KindCourse {
-			return scim.BadRequest(scim.ErrTypeInvalidValue, "kind must be %q or %q", scim.KindAudience, scim.KindCourse)
-		}
-		c.Kind = kind
-		if kind == "" {
-			out.Connect = nil
-		}
+	if err := out.NormalizeKind(); err != nil {
+		return err
 	}
 	out.Members = members
 	out.SetSchemas()

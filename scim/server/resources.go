@@ -228,8 +228,8 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, rt *resourceTyp
 		h.writeError(w, r, err)
 		return
 	}
-	if strings.TrimSpace(g.DisplayName) == "" {
-		h.writeError(w, r, errNoDisplayName)
+	if err := checkGroup(&g); err != nil {
+		h.writeError(w, r, err)
 		return
 	}
 	g.ID, g.Meta = "", nil
@@ -239,6 +239,15 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, rt *resourceTyp
 		return
 	}
 	h.writeGroup(w, r, rt, out, http.StatusCreated, false)
+}
+
+// checkGroup enforces, for POST and PUT, what PATCH checks through
+// patch.ApplyGroup: a non-blank displayName and a known kind, lower-cased.
+func checkGroup(g *scim.Group) error {
+	if strings.TrimSpace(g.DisplayName) == "" {
+		return errNoDisplayName
+	}
+	return g.NormalizeKind()
 }
 
 // checkUser enforces what elimity's validation cannot: a non-blank userName and
@@ -394,8 +403,8 @@ func (h *handler) replace(w http.ResponseWriter, r *http.Request, rt *resourceTy
 		h.writeError(w, r, err)
 		return
 	}
-	if strings.TrimSpace(g.DisplayName) == "" {
-		h.writeError(w, r, errNoDisplayName)
+	if err := checkGroup(&g); err != nil {
+		h.writeError(w, r, err)
 		return
 	}
 	version, err := ifMatch(r, h.currentVersion(ctx, rt, id))
