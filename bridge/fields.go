@@ -90,9 +90,16 @@ func resolveAttr(s string) ([]string, bool) {
 
 // ParseExclusions parses the exclusions setting: a comma-separated list of
 // attribute keys (or their SCIM paths), "default" for DefaultExclusions (which
-// may be combined: "default,email"), or "none".
+// may be combined: "default,email"), or "none". Attributes the local
+// directory has no field for (division, manager) are always in the result:
+// leaving them out could only mislead an operator into expecting them copied.
 func ParseExclusions(v string) ([]string, error) {
 	seen := map[string]bool{}
+	for _, a := range Attributes {
+		if a.Fields == 0 {
+			seen[a.Key] = true
+		}
+	}
 	var bad []string
 	for _, part := range strings.Split(v, ",") {
 		part = strings.TrimSpace(part)

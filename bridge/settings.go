@@ -168,7 +168,7 @@ var settingTable = []SettingInfo{
 			}
 			return fmt.Errorf("want keep, suspend or delete")
 		}},
-	{Key: "exclusions", Help: "attributes never written (comma-separated; \"default\" for DESIGN.md §3's list, \"none\" for none)",
+	{Key: "exclusions", Help: "attributes never written (comma-separated; \"default\" for DESIGN.md §3's list, \"none\" for none; division and manager are always excluded: the local directory has no field for them)",
 		get: func(s *Settings) string {
 			if len(s.Exclusions) == 0 {
 				return "none"
