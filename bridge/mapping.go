@@ -14,7 +14,8 @@ type mapping struct {
 	// account is the local account to convert (nil: none matched).
 	account *local.Account
 	// refuse is set when the user must not be synced (and no account created):
-	// an ambiguous match or a privileged account.
+	// an ambiguous match, a privileged account, or a match on a target that
+	// cannot tell privileged accounts.
 	refuse string
 	// rule explains the outcome.
 	rule string
@@ -24,7 +25,11 @@ type mapping struct {
 // migrate-local-accounts is on (DESIGN.md §6): by the configured key; only
 // non-deleted manual accounts are candidates; more than one is ambiguous
 // (refused and reported, never "lowest id wins"); email needs the hub to say
-// it is verified; a privileged account is never taken over.
+// it is verified; a privileged account is never taken over. A target that
+// cannot mark privileged accounts (a SCIM target without metadata reads every
+// account as unprivileged) takes part in no mapping: a match there may be a
+// site administrator, so the user is refused like a privileged match, and the
+// account is never taken over on the strength of a flag the target cannot hold.
 func (r *run) mapAccount(ctx context.Context, u *scim.User) (mapping, error) {
 	key := r.set.AccountMapping
 	var (
@@ -89,6 +94,9 @@ func (r *run) mapAccount(ctx context.Context, u *scim.User) (mapping, error) {
 		return mapping{refuse: fmt.Sprintf("ambiguous mapping: %d local accounts match by %s (%s); refused, resolve by hand", len(live), what, names)}, nil
 	case live[0].Privileged:
 		return mapping{refuse: fmt.Sprintf("privileged local account %q matches by %s: never taken over", live[0].Username, what)}, nil
+	case !r.e.cfg.Target.Capabilities().Privileged:
+		return mapping{refuse: fmt.Sprintf("target cannot mark privileged accounts; mapping refused: local account %q matches by %s "+
+			"(it may be a site administrator; enable the target's metadata or resolve by hand)", live[0].Username, what)}, nil
 	}
 	a := live[0]
 	rule := "account mapping by " + string(key) + ": local account converted to a connect account"
