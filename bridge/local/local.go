@@ -453,3 +453,72 @@ type Records interface {
 	// DeleteExpiredRecords removes records expired at now and returns how many.
 	DeleteExpiredRecords(ctx context.Context) (int, error)
 }
+
+// TaskLease is a task lock kept beside the records: the lock of (Scope, Name)
+// held by Owner until Expires, with its fencing token. Tokens of one (Scope,
+// Name) strictly increase with every lease issued and are seeded from the clock
+// in milliseconds; a released or lapsed lock keeps its last token, so a stale
+// holder stays refused.
+type TaskLease struct {
+	Scope   string
+	Name    string
+	Owner   string
+	Token   int64
+	Expires time.Time
+}
+
+// TaskPlan is the last plan of one task of a scope, kept beside the records so
+// that every process sharing the database (a serving bridge and the CLI) sees
+// and decides the same held plan. Data is the caller's own encoding.
+type TaskPlan struct {
+	Scope  string
+	Task   string
+	ID     string
+	Status string
+	Reason string
+	At     time.Time
+	Data   []byte
+}
+
+// TaskRecords is an optional ability of Records (the SQL backends have it):
+// task locks with fencing tokens and the tasks' plans in the records database,
+// so processes that share it exclude each other and see one another's plans.
+// Every call is one statement (a failed conditional write may read once more to
+// say why). Scope, name, task, owner and id are non-empty, at most MaxFieldLen
+// bytes (ErrInvalid otherwise).
+type TaskRecords interface {
+	// AcquireLock takes the lock of (scope, name) for ttl and returns the lease,
+	// with a new token. When owner already holds it unexpired (a retried call) it
+	// extends the lease and keeps the token. ErrConflict when another owner holds
+	// it; ErrInvalid for ttl ≤ 0.
+	AcquireLock(ctx context.Context, scope, name, owner string, ttl time.Duration) (TaskLease, error)
+	// RenewLock extends l to ttl from now while l (owner and token) is the newest
+	// lease of its lock, even after it lapsed or was released if nobody acquired
+	// it since. ErrConflict otherwise.
+	RenewLock(ctx context.Context, l TaskLease, ttl time.Duration) error
+	// ReleaseLock frees the lock while l is its newest lease; releasing twice, or
+	// a lock never taken, is not an error. ErrConflict when a newer lease exists.
+	ReleaseLock(ctx context.Context, l TaskLease) error
+	// LockToken returns the newest token of (scope, name), held or not.
+	// ErrNotFound when it was never locked.
+	LockToken(ctx context.Context, scope, name string) (int64, error)
+	// LockHolder returns the unexpired lease of (scope, name). ErrNotFound when
+	// the lock is free.
+	LockHolder(ctx context.Context, scope, name string) (TaskLease, error)
+
+	// SaveTaskPlan stores p as the plan of (p.Scope, p.Task), replacing the
+	// previous one. When token is not 0 the write happens only while token is
+	// the newest token of the lock (p.Scope, lock) — in the same statement —
+	// and fails with ErrConflict otherwise, writing nothing.
+	SaveTaskPlan(ctx context.Context, p TaskPlan, lock string, token int64) error
+	// TaskPlan returns the plan of (scope, task). ErrNotFound.
+	TaskPlan(ctx context.Context, scope, task string) (TaskPlan, error)
+	// TaskPlans returns the plans of scope, ordered by task.
+	TaskPlans(ctx context.Context, scope string) ([]TaskPlan, error)
+	// SetTaskPlanStatus sets the status and At of the plan of (scope, task) only
+	// if its ID is id. ErrNotFound when the task has no plan; ErrConflict when
+	// its plan has another ID.
+	SetTaskPlanStatus(ctx context.Context, scope, task, id, status string, at time.Time) error
+	// DeleteTaskPlans removes every plan of scope (locks stay).
+	DeleteTaskPlans(ctx context.Context, scope string) error
+}

@@ -54,6 +54,9 @@ func Run(t *testing.T, newDir func(t testing.TB) local.Directory) {
 		{"DeleteGroup", testDeleteGroup},
 		{"Authenticate", testAuthenticate},
 		{"Records", testRecords},
+		{"TaskLocks", testTaskLocks},
+		{"TaskLockRace", testTaskLockRace},
+		{"TaskPlans", testTaskPlans},
 		{"Capabilities", testCapabilities},
 		{"Ping", testPing},
 	}

@@ -39,8 +39,9 @@ type Dir struct {
 }
 
 var (
-	_ local.Directory = (*Dir)(nil)
-	_ local.Records   = (*Dir)(nil)
+	_ local.Directory   = (*Dir)(nil)
+	_ local.Records     = (*Dir)(nil)
+	_ local.TaskRecords = (*Dir)(nil)
 )
 
 func pgCode(err error) string {

@@ -54,8 +54,9 @@ type Dir struct {
 }
 
 var (
-	_ local.Directory = (*Dir)(nil)
-	_ local.Records   = (*Dir)(nil)
+	_ local.Directory   = (*Dir)(nil)
+	_ local.Records     = (*Dir)(nil)
+	_ local.TaskRecords = (*Dir)(nil)
 )
 
 var dialect = sqldir.Dialect{

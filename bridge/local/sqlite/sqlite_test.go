@@ -138,6 +138,8 @@ func TestMigratePartialIndexes(t *testing.T) {
 		`CREATE INDEX local_accounts_id_number ON local_accounts (id_number)`,
 		`DROP INDEX local_accounts_deleted`,
 		`CREATE INDEX local_accounts_deleted ON local_accounts (deleted)`,
+		`DROP TABLE local_task_locks`,
+		`DROP TABLE local_task_plans`,
 		`DELETE FROM local_schema_migrations WHERE version > 1`,
 	} {
 		if _, err := db.Exec(stmt); err != nil {

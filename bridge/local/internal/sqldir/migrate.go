@@ -92,6 +92,29 @@ var migrations = [][]string{
 		`DROP INDEX local_accounts_deleted`,
 		`CREATE INDEX local_accounts_deleted ON local_accounts (server, pk) WHERE deleted IS NOT NULL`,
 	},
+	// Task locks and plans beside the records, so a serving bridge and the CLI
+	// sharing the database exclude each other and see the same held plans. A
+	// lock row stays after release (expires 0) to keep its fencing token.
+	3: {
+		`CREATE TABLE local_task_locks (
+			scope TEXT NOT NULL,
+			name TEXT NOT NULL,
+			owner TEXT NOT NULL,
+			token BIGINT NOT NULL,
+			expires BIGINT NOT NULL,
+			PRIMARY KEY (scope, name)
+		)`,
+		`CREATE TABLE local_task_plans (
+			scope TEXT NOT NULL,
+			task TEXT NOT NULL,
+			id TEXT NOT NULL,
+			status TEXT NOT NULL,
+			reason TEXT NOT NULL,
+			at BIGINT,
+			data %BLOB% NOT NULL,
+			PRIMARY KEY (scope, task)
+		)`,
+	},
 }
 
 // SchemaVersion is the schema version this program writes.
