@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -398,6 +399,9 @@ func countRows(r io.Reader) (int, error) {
 	return max(lines-1, 0), nil
 }
 
+// minPasswordLength is the shortest password an administrator may set.
+const minPasswordLength = 8
+
 func hubUsersSetPassword(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return errors.New("users set-password: give one USERNAME")
@@ -405,6 +409,9 @@ func hubUsersSetPassword(c *cli.Context) error {
 	pw, err := readPassword(c.App.Reader, c.App.ErrWriter)
 	if err != nil {
 		return fmt.Errorf("users set-password: %w", err)
+	}
+	if n := utf8.RuneCountInString(pw); n > 0 && n < minPasswordLength {
+		return fmt.Errorf("users set-password: the password has %d characters; give at least %d (OWASP ASVS 2.1.1)", n, minPasswordLength)
 	}
 	hash, err := password.Hash(pw)
 	if err != nil {

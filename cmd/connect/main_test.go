@@ -430,8 +430,11 @@ func TestUsersSetPassword(t *testing.T) {
 	if ok, rehash, err := password.Verify(u.Connect.PasswordHash, "correct horse battery"); !ok || rehash || err != nil {
 		t.Errorf("stored hash does not verify the password: %v %v %v", ok, rehash, err)
 	}
-	if _, errOut, code := setPassword("x\n", "nobody"); code == 0 || !strings.Contains(errOut, `no user "nobody"`) {
+	if _, errOut, code := setPassword("long enough pw\n", "nobody"); code == 0 || !strings.Contains(errOut, `no user "nobody"`) {
 		t.Errorf("unknown user = %d %q", code, errOut)
+	}
+	if _, errOut, code := setPassword("short\n", "pat"); code == 0 || !strings.Contains(errOut, "at least 8") {
+		t.Errorf("short password = %d %q", code, errOut)
 	}
 	if _, errOut, code := setPassword("", "pat"); code == 0 || !strings.Contains(errOut, "no password on stdin") {
 		t.Errorf("empty stdin = %d %q", code, errOut)
