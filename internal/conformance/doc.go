@@ -3,5 +3,5 @@
 // Where a test of such a suite contradicts RFC 7643/7644 it is listed in
 // rfcContradictions with the section, instead of bending the server.
 //
-// It has no non-test code; it imports internal/testenv only.
+// It has no non-test code; its tests import internal/testenv and internal/testenv/hubproc.
 package conformance
