@@ -97,6 +97,25 @@ type AuditEntry struct {
 	Detail string
 }
 
+type auditKey struct{}
+
+// WithAudit returns ctx under which the user and group writes of Store
+// (CreateUser, ReplaceUser, UpdateUser, DeleteUser and their group twins; not
+// Batcher.CreateUsers) append e to the audit log in the same transaction as the
+// change, so a change is never without its record nor a record without its
+// change. The store sets e.At to the write's time when zero, e.Target to the
+// resource's id when empty and e.Detail to its userName or displayName when
+// empty. A write that changes nothing records nothing.
+func WithAudit(ctx context.Context, e AuditEntry) context.Context {
+	return context.WithValue(ctx, auditKey{}, e)
+}
+
+// AuditFrom returns the entry WithAudit put in ctx.
+func AuditFrom(ctx context.Context) (AuditEntry, bool) {
+	e, ok := ctx.Value(auditKey{}).(AuditEntry)
+	return e, ok
+}
+
 // JournalEntry is one row of the change journal. The store writes one in the same
 // transaction as every user or group change. A membership change writes one row
 // for the group (ResourceType "Group", Op upsert, Reason ReasonMembers when only
@@ -123,6 +142,12 @@ type Stats struct {
 
 // Store is the hub directory. All methods are safe for concurrent use. Write
 // methods are atomic: a change and its journal entry commit together or not at all.
+//
+// Unchanged writes: a replace or update whose result equals the stored resource
+// (canonical form, members included) writes nothing — no version bump, no new
+// meta.lastModified, no journal entry, no audit entry — and returns the stored
+// resource. Provisioning clients (Entra ID) repeat idempotent PATCHes; each
+// would otherwise reach every bridge through the Changes feed.
 type Store interface {
 	// CreateUser assigns id, meta.created/lastModified and version 1. It never stores
 	// u.Password: callers hash a clear password into Connect.PasswordHash first (the
@@ -133,9 +158,11 @@ type Store interface {
 	GetUser(ctx context.Context, id string) (scim.User, error)
 	// ReplaceUser replaces every attribute of the user u.ID. When ifMatch > 0 and the
 	// stored version differs it returns ErrPreconditionFailed. ErrNotFound, ErrConflict.
+	// A replacement equal to the stored user writes nothing (see Unchanged writes).
 	ReplaceUser(ctx context.Context, u scim.User, ifMatch int64) (scim.User, error)
 	// UpdateUser reads the user, calls fn and stores the result, all in one
 	// transaction (PATCH). fn's error aborts the update and is returned unchanged.
+	// When fn leaves the user as stored nothing is written (see Unchanged writes).
 	UpdateUser(ctx context.Context, id string, ifMatch int64, fn func(*scim.User) error) (scim.User, error)
 	// DeleteUser removes the user and its memberships. ErrNotFound, ErrPreconditionFailed.
 	DeleteUser(ctx context.Context, id string, ifMatch int64) error
@@ -151,10 +178,14 @@ type Store interface {
 	GetGroup(ctx context.Context, id string, members bool) (scim.Group, error)
 	// ReplaceGroup replaces attributes and (when g.Members != nil or replaceMembers)
 	// the member list. ErrNotFound, ErrPreconditionFailed, ErrConflict, ErrInvalid.
+	// When attributes and members end as stored nothing is written (see Unchanged
+	// writes); the result then carries the stored members when g.Members != nil.
 	ReplaceGroup(ctx context.Context, g scim.Group, ifMatch int64) (scim.Group, error)
 	// UpdateGroup reads the group without its members, calls fn, then stores the
 	// attributes and applies the collected MemberOps row by row — the member list is
-	// never read or written whole. The returned group has no members loaded.
+	// never read or written whole. The returned group has no members loaded. When
+	// the attributes end as stored and no membership changed (members added that
+	// were there, removed that were not), nothing is written (see Unchanged writes).
 	UpdateGroup(ctx context.Context, id string, ifMatch int64, fn func(*scim.Group, *MemberOps) error) (scim.Group, error)
 	// DeleteGroup. ErrNotFound, ErrPreconditionFailed.
 	DeleteGroup(ctx context.Context, id string, ifMatch int64) error

@@ -59,6 +59,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Clients", testClients},
 		{"ClientScope", testClientScope},
 		{"JournalVia", testJournalVia},
+		{"UnchangedWrites", testUnchangedWrites},
+		{"AuditInWrite", testAuditInWrite},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

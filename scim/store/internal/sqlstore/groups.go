@@ -82,6 +82,9 @@ func (s *Store) CreateGroup(ctx context.Context, g scim.Group) (scim.Group, erro
 		jr = append(jr, memberRows(v.ID, added)...)
 		v.Meta = &scim.Meta{ResourceType: "Group", Created: now, LastModified: now, Version: scim.ETag(1)}
 		out = v
+		if err := s.auditIn(ctx, tx, now, v.ID, v.DisplayName); err != nil {
+			return err
+		}
 		return s.journal(ctx, tx, now, jr)
 	})
 	if err != nil {
@@ -301,8 +304,14 @@ func (s *Store) storeGroup(ctx context.Context, tx *txn, l lockedGroup, g *scim.
 	return out, nil
 }
 
+// sameAttrs reports whether two groups have the same stored attributes
+// (displayName, externalId, kind; members aside).
+func sameAttrs(a, b *scim.Group) bool {
+	return a.DisplayName == b.DisplayName && a.ExternalID == b.ExternalID && a.Kind() == b.Kind()
+}
+
 func groupReason(before, after *scim.Group) string {
-	if before.DisplayName != after.DisplayName || before.ExternalID != after.ExternalID || before.Kind() != after.Kind() {
+	if !sameAttrs(before, after) {
 		return scim.ReasonUpdated
 	}
 	return scim.ReasonMembers
@@ -321,14 +330,20 @@ func (s *Store) ReplaceGroup(ctx context.Context, g scim.Group, ifMatch int64) (
 			return err
 		}
 		now := s.now()
-		if out, err = s.storeGroup(ctx, tx, l, &g, now); err != nil {
-			return err
-		}
+		// Members first: only then is it known whether anything changed.
 		var changed []member
 		if g.Members != nil {
 			if changed, err = s.replaceMembers(ctx, tx, l.pk, g.ID, g.Members); err != nil {
 				return err
 			}
+		}
+		unchanged := sameAttrs(&l.group, &g) && len(changed) == 0
+		if unchanged {
+			out = l.group
+		} else if out, err = s.storeGroup(ctx, tx, l, &g, now); err != nil {
+			return err
+		}
+		if g.Members != nil {
 			members, err := s.groupMembers(ctx, tx, []int64{l.pk}, nil)
 			if err != nil {
 				return err
@@ -337,6 +352,12 @@ func (s *Store) ReplaceGroup(ctx context.Context, g scim.Group, ifMatch int64) (
 			if out.Members == nil {
 				out.Members = []scim.Member{}
 			}
+		}
+		if unchanged {
+			return nil // no version, journal or audit entry
+		}
+		if err := s.auditIn(ctx, tx, now, g.ID, g.DisplayName); err != nil {
+			return err
 		}
 		jr := append([]jrow{{"Group", g.ID, scim.ChangeUpsert, scim.ReasonUpdated, ""}}, memberRows(g.ID, changed)...)
 		return s.journal(ctx, tx, now, jr)
@@ -365,11 +386,19 @@ func (s *Store) UpdateGroup(ctx context.Context, id string, ifMatch int64, fn fu
 			return err
 		}
 		now := s.now()
+		// Members first: only then is it known whether anything changed.
+		changed, err := s.applyOps(ctx, tx, l.pk, id, &ops)
+		if err != nil {
+			return err
+		}
+		if sameAttrs(&l.group, &g) && len(changed) == 0 {
+			out = l.group // unchanged: no version, journal or audit entry
+			return nil
+		}
 		if out, err = s.storeGroup(ctx, tx, l, &g, now); err != nil {
 			return err
 		}
-		changed, err := s.applyOps(ctx, tx, l.pk, id, &ops)
-		if err != nil {
+		if err := s.auditIn(ctx, tx, now, id, g.DisplayName); err != nil {
 			return err
 		}
 		jr := append([]jrow{{"Group", id, scim.ChangeUpsert, groupReason(&l.group, &g), ""}}, memberRows(id, changed)...)
@@ -444,6 +473,9 @@ func (s *Store) DeleteGroup(ctx context.Context, id string, ifMatch int64) error
 		jr = append(jr, parents...)
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM groups WHERE pk = ?`), l.pk); err != nil {
 			return fmt.Errorf("delete group %s: %w", id, err)
+		}
+		if err := s.auditIn(ctx, tx, now, id, l.group.DisplayName); err != nil {
+			return err
 		}
 		return s.journal(ctx, tx, now, jr)
 	})

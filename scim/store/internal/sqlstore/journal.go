@@ -199,6 +199,30 @@ func (s *Store) Audit(ctx context.Context, e store.AuditEntry) error {
 	return nil
 }
 
+// auditIn appends the entry of store.WithAudit, when ctx carries one, inside
+// tx: the record commits with the change it describes. Call it before journal
+// (the last statement of a write).
+func (s *Store) auditIn(ctx context.Context, tx *txn, now time.Time, target, name string) error {
+	e, ok := store.AuditFrom(ctx)
+	if !ok {
+		return nil
+	}
+	if e.At.IsZero() {
+		e.At = now
+	}
+	if e.Target == "" {
+		e.Target = target
+	}
+	if e.Detail == "" {
+		e.Detail = name
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)`),
+		e.At.UnixMicro(), e.Actor, e.Action, e.Target, e.Detail); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
 // AuditLog implements store.Store.
 func (s *Store) AuditLog(ctx context.Context, limit int) ([]store.AuditEntry, error) {
 	if limit < 0 {

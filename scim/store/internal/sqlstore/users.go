@@ -198,30 +198,31 @@ var updateUserSQL = func() string {
 	return `UPDATE users SET ` + strings.Join(cols, ", ") + `, version = ?, modified = ? WHERE pk = ?`
 }()
 
-// insertUser stores a new user inside tx and returns it with id and meta set.
-func (s *Store) insertUser(ctx context.Context, tx *txn, u scim.User, now time.Time) (scim.User, error) {
+// insertUser stores a new user inside tx and returns it with id and meta set,
+// and its pk.
+func (s *Store) insertUser(ctx context.Context, tx *txn, u scim.User, now time.Time) (scim.User, int64, error) {
 	if err := prepareUser(&u); err != nil {
-		return scim.User{}, err
+		return scim.User{}, 0, err
 	}
 	u.ID = uuid.NewString()
 	row, err := userRow(&u)
 	if err != nil {
-		return scim.User{}, err
+		return scim.User{}, 0, err
 	}
 	args := append([]any{u.ID}, row...)
 	args = append(args, int64(1), now.UnixMicro(), now.UnixMicro())
 	var pk int64
 	if err := tx.QueryRowContext(ctx, s.q(insertUserSQL), args...).Scan(&pk); err != nil {
 		if s.d.IsUnique(err) {
-			return scim.User{}, fmt.Errorf("create user: userName %q is taken: %w", u.UserName, store.ErrConflict)
+			return scim.User{}, 0, fmt.Errorf("create user: userName %q is taken: %w", u.UserName, store.ErrConflict)
 		}
-		return scim.User{}, fmt.Errorf("create user: %w", err)
+		return scim.User{}, 0, fmt.Errorf("create user: %w", err)
 	}
 	if err := s.insertValues(ctx, tx, pk, &u); err != nil {
-		return scim.User{}, err
+		return scim.User{}, 0, err
 	}
 	u.Meta = &scim.Meta{ResourceType: "User", Created: now, LastModified: now, Version: scim.ETag(1)}
-	return u, nil
+	return u, pk, nil
 }
 
 // CreateUser implements store.Store.
@@ -230,7 +231,10 @@ func (s *Store) CreateUser(ctx context.Context, u scim.User) (scim.User, error) 
 	err := s.write(ctx, func(tx *txn) error {
 		now := s.now()
 		var err error
-		if out, err = s.insertUser(ctx, tx, u, now); err != nil {
+		if out, _, err = s.insertUser(ctx, tx, u, now); err != nil {
+			return err
+		}
+		if err := s.auditIn(ctx, tx, now, out.ID, out.UserName); err != nil {
 			return err
 		}
 		return s.journal(ctx, tx, now, []jrow{{"User", out.ID, scim.ChangeUpsert, scim.ReasonCreated, ""}})
@@ -248,12 +252,19 @@ func (s *Store) CreateUsers(ctx context.Context, us []scim.User) ([]scim.User, [
 	err := s.write(ctx, func(tx *txn) error {
 		now := s.now()
 		var jr []jrow
+		var blocks map[int64]int64 // rows added per pk block, when the batch counts them
+		if s.d.BatchCounts != "" {
+			if _, err := tx.ExecContext(ctx, s.d.BatchCounts); err != nil {
+				return fmt.Errorf("batch counts: %w", err)
+			}
+			blocks = map[int64]int64{}
+		}
 		for i := range us {
 			out[i], errs[i] = scim.User{}, nil
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT batch_row"); err != nil {
 				return fmt.Errorf("savepoint: %w", err)
 			}
-			u, err := s.insertUser(ctx, tx, us[i], now)
+			u, pk, err := s.insertUser(ctx, tx, us[i], now)
 			if err != nil {
 				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT batch_row"); rerr != nil {
 					return fmt.Errorf("rollback to savepoint: %w", rerr)
@@ -266,6 +277,14 @@ func (s *Store) CreateUsers(ctx context.Context, us []scim.User) ([]scim.User, [
 			}
 			out[i] = u
 			jr = append(jr, jrow{"User", u.ID, scim.ChangeUpsert, scim.ReasonCreated, ""})
+			if blocks != nil {
+				blocks[pk>>bucketShift]++
+			}
+		}
+		for b, n := range blocks {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_buckets (bucket, n) VALUES (?, ?) ON CONFLICT (bucket) DO UPDATE SET n = user_buckets.n + excluded.n`), b, n); err != nil {
+				return fmt.Errorf("batch counts: %w", err)
+			}
 		}
 		return s.journal(ctx, tx, now, jr)
 	})
@@ -280,16 +299,16 @@ func (s *Store) CreateUsers(ctx context.Context, us []scim.User) ([]scim.User, [
 
 // lockedUser is a user row read inside a write transaction.
 type lockedUser struct {
-	pk, version, created int64
-	active               bool
-	doc                  string
+	pk, version, created, modified int64
+	active                         bool
+	doc                            string
 }
 
 func (s *Store) lockUser(ctx context.Context, tx *txn, id string, ifMatch int64) (lockedUser, error) {
 	var l lockedUser
 	var active sql.NullInt64
-	err := tx.QueryRowContext(ctx, s.q(`SELECT pk, version, created, active, doc FROM users WHERE id = ?`+s.d.ForUpdate), id).
-		Scan(&l.pk, &l.version, &l.created, &active, &l.doc)
+	err := tx.QueryRowContext(ctx, s.q(`SELECT pk, version, created, modified, active, doc FROM users WHERE id = ?`+s.d.ForUpdate), id).
+		Scan(&l.pk, &l.version, &l.created, &l.modified, &active, &l.doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, fmt.Errorf("user %s: %w", id, store.ErrNotFound)
 	}
@@ -304,10 +323,23 @@ func (s *Store) lockUser(ctx context.Context, tx *txn, id string, ifMatch int64)
 }
 
 // storeUser rewrites the user row of l with u (already prepared) inside tx.
+// When u encodes to the stored document it writes nothing and returns the
+// stored user with no journal rows: every column and user_values row derives
+// from that document, so equal documents are equal users.
 func (s *Store) storeUser(ctx context.Context, tx *txn, l lockedUser, u *scim.User, now time.Time) (scim.User, []jrow, error) {
 	row, err := userRow(u)
 	if err != nil {
 		return scim.User{}, nil, err
+	}
+	if row[len(row)-1].(string) == l.doc {
+		out := *u
+		out.Meta = &scim.Meta{ResourceType: "User", Created: fromMicro(l.created), LastModified: fromMicro(l.modified), Version: scim.ETag(l.version)}
+		groups, err := s.userGroups(ctx, tx, []string{u.ID}, nil)
+		if err != nil {
+			return scim.User{}, nil, err
+		}
+		out.Groups = groups[u.ID]
+		return out, nil, nil
 	}
 	args := append(row, l.version+1, now.UnixMicro(), l.pk)
 	if _, err := tx.ExecContext(ctx, s.q(updateUserSQL), args...); err != nil {
@@ -350,7 +382,10 @@ func (s *Store) ReplaceUser(ctx context.Context, u scim.User, ifMatch int64) (sc
 		}
 		now := s.now()
 		var jr []jrow
-		if out, jr, err = s.storeUser(ctx, tx, l, &v, now); err != nil {
+		if out, jr, err = s.storeUser(ctx, tx, l, &v, now); err != nil || jr == nil {
+			return err
+		}
+		if err := s.auditIn(ctx, tx, now, out.ID, out.UserName); err != nil {
 			return err
 		}
 		return s.journal(ctx, tx, now, jr)
@@ -389,7 +424,10 @@ func (s *Store) UpdateUser(ctx context.Context, id string, ifMatch int64, fn fun
 		}
 		now := s.now()
 		var jr []jrow
-		if out, jr, err = s.storeUser(ctx, tx, l, &u, now); err != nil {
+		if out, jr, err = s.storeUser(ctx, tx, l, &u, now); err != nil || jr == nil {
+			return err
+		}
+		if err := s.auditIn(ctx, tx, now, out.ID, out.UserName); err != nil {
 			return err
 		}
 		return s.journal(ctx, tx, now, jr)
@@ -421,6 +459,15 @@ func (s *Store) DeleteUser(ctx context.Context, id string, ifMatch int64) error 
 		jr := append([]jrow{{"User", id, scim.ChangeRemove, scim.ReasonDeleted, via}}, more...)
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM users WHERE pk = ?`), l.pk); err != nil {
 			return fmt.Errorf("delete user %s: %w", id, err)
+		}
+		if _, ok := store.AuditFrom(ctx); ok {
+			var named struct {
+				UserName string `json:"userName"`
+			}
+			_ = json.Unmarshal([]byte(l.doc), &named) // the name is a courtesy to the reader
+			if err := s.auditIn(ctx, tx, now, id, named.UserName); err != nil {
+				return err
+			}
 		}
 		return s.journal(ctx, tx, now, jr)
 	})
