@@ -128,7 +128,9 @@ func testUnchangedWrites(t *testing.T, s store.Store) {
 // audit entry in its own transaction; unchanged and failed writes record none.
 func testAuditInWrite(t *testing.T, s store.Store) {
 	base := ctxFor(t)
-	as := func(action string) store.AuditEntry { return store.AuditEntry{Actor: "token:provisioner", Action: action} }
+	as := func(action string) store.AuditEntry {
+		return store.AuditEntry{Actor: "token:provisioner", Action: action}
+	}
 	ctx := func(action string) context.Context { return store.WithAudit(base, as(action)) }
 
 	u, err := s.CreateUser(ctx("user.create"), scim.User{UserName: "audited"})
