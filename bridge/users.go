@@ -117,7 +117,7 @@ func (r *run) newUserPager(p *Plan, full bool) *userPager {
 // putMeta ties a local.Put to the user it came from.
 type putMeta struct {
 	user *scim.User
-	prof profile
+	hash string // the profile's
 	// item is the index of the plan item in p.Items, -1 when not kept (an
 	// index: a pointer would go stale as p.Items grows).
 	item    int
@@ -179,17 +179,17 @@ func (g *userPager) page(ctx context.Context, users []scim.User) (err error) {
 		}()
 	}
 
-	profs := make(map[string]profile, len(list))
-	var need []string
-	needSet := make(map[string]bool, len(list))
-	for _, u := range list {
-		prof := makeProfile(u, r.set.Exclusions, r.fields)
-		profs[u.ID] = prof
-		if l, ok := links[u.ID]; ok && !g.full && l.Hash != "" && l.Hash == prof.hash {
-			continue // applied before and unchanged since
+	// profs[i] is the profile of list[i]; list[i] is set to nil when the user
+	// needs nothing (applied before and unchanged since).
+	profs := make([]profile, len(list))
+	need := make([]string, 0, len(list))
+	for i, u := range list {
+		profs[i] = makeProfile(u, r.set.Exclusions, r.fields)
+		if l, ok := links[u.ID]; ok && !g.full && l.Hash != "" && l.Hash == profs[i].hash {
+			list[i] = nil
+			continue
 		}
 		need = append(need, u.ID)
-		needSet[u.ID] = true
 	}
 	accts := map[string]local.Account{}
 	if !g.fresh {
@@ -198,19 +198,18 @@ func (g *userPager) page(ctx context.Context, users []scim.User) (err error) {
 		}
 	}
 
-	var puts []local.Put
-	var metas []putMeta
-	for _, u := range list {
-		if !needSet[u.ID] {
+	puts := make([]local.Put, 0, len(need))
+	metas := make([]putMeta, 0, len(need))
+	for i, u := range list {
+		if u == nil {
 			continue
 		}
-		prof := profs[u.ID]
-		a, found := accts[u.ID]
-		var put *local.Put
+		prof := &profs[i]
+		var put local.Put
 		var meta putMeta
-		if found {
-			put, meta = g.planExisting(u, prof, a)
-			if put == nil {
+		var ok bool
+		if a, found := accts[u.ID]; found {
+			if put, meta, ok = g.planExisting(u, prof, a); !ok {
 				// Nothing to write; make sure the link is right (a rebuilt map).
 				if l, ok := links[u.ID]; !ok || l.LocalID != a.ID || l.Hash != prof.hash {
 					g.pending = append(g.pending, state.Link{HubID: u.ID, LocalID: a.ID, Hash: prof.hash})
@@ -218,15 +217,14 @@ func (g *userPager) page(ctx context.Context, users []scim.User) (err error) {
 				continue
 			}
 		} else {
-			put, meta, err = g.planNew(ctx, u, prof)
-			if err != nil {
+			if put, meta, ok, err = g.planNew(ctx, u, prof); err != nil {
 				return err
 			}
-			if put == nil {
+			if !ok {
 				continue
 			}
 		}
-		puts = append(puts, *put)
+		puts = append(puts, put)
 		metas = append(metas, meta)
 	}
 	if err := g.write(ctx, puts, metas); err != nil {
@@ -272,7 +270,7 @@ func (r *run) accountsByHubID(ctx context.Context, ids []string) (map[string]loc
 
 // planExisting plans the update of a linked account: changed profile fields,
 // restore, suspension by or reactivation from Connect. nil when nothing changes.
-func (g *userPager) planExisting(u *scim.User, prof profile, a local.Account) (*local.Put, putMeta) {
+func (g *userPager) planExisting(u *scim.User, prof *profile, a local.Account) (local.Put, putMeta, bool) {
 	want := prof.acct
 	want.ID = a.ID
 	mask := prof.mask
@@ -302,16 +300,16 @@ func (g *userPager) planExisting(u *scim.User, prof profile, a local.Account) (*
 	}
 	changed := changedFields(a, want, mask)
 	if changed == 0 {
-		return nil, putMeta{}
+		return local.Put{}, putMeta{}, false
 	}
 	it := g.add(Item{Action: action, Kind: "user", HubID: u.ID, LocalID: a.ID, Name: a.Username,
 		HubName: u.UserName, Fields: fieldNames(changed), Rule: rule})
-	return &local.Put{Account: want, Fields: changed}, putMeta{user: u, prof: prof, item: it, action: action}
+	return local.Put{Account: want, Fields: changed}, putMeta{user: u, hash: prof.hash, item: it, action: action}, true
 }
 
 // planNew plans a hub user without a local account: mapping (when migrating
 // local accounts), else a new account with a generated username.
-func (g *userPager) planNew(ctx context.Context, u *scim.User, prof profile) (*local.Put, putMeta, error) {
+func (g *userPager) planNew(ctx context.Context, u *scim.User, prof *profile) (local.Put, putMeta, bool, error) {
 	r := g.r
 	status := local.Fields(0)
 	want := prof.acct
@@ -324,18 +322,18 @@ func (g *userPager) planNew(ctx context.Context, u *scim.User, prof profile) (*l
 	if r.set.MigrateLocalAccounts {
 		m, err := r.mapAccount(ctx, u)
 		if err != nil {
-			return nil, putMeta{}, err
+			return local.Put{}, putMeta{}, false, err
 		}
 		if m.refuse != "" {
 			g.p.add(Item{Action: ActRefuse, Kind: "user", HubID: u.ID, HubName: u.UserName, Rule: m.refuse})
-			return nil, putMeta{}, nil
+			return local.Put{}, putMeta{}, false, nil
 		}
 		if m.account != nil {
 			c := *m.account
 			if other, taken := g.claimed[c.ID]; taken && other != u.ID {
 				g.p.add(Item{Action: ActRefuse, Kind: "user", HubID: u.ID, HubName: u.UserName, LocalID: c.ID, Name: c.Username,
 					Rule: fmt.Sprintf("ambiguous: local account %q already mapped to another hub user in this run", c.Username)})
-				return nil, putMeta{}, nil
+				return local.Put{}, putMeta{}, false, nil
 			}
 			g.claimed[c.ID] = u.ID
 			want.ID = c.ID
@@ -348,7 +346,7 @@ func (g *userPager) planNew(ctx context.Context, u *scim.User, prof profile) (*l
 			}
 			it := g.add(Item{Action: ActLink, Kind: "user", HubID: u.ID, LocalID: c.ID, Name: c.Username, HubName: u.UserName,
 				Fields: fieldNames(changedFields(c, want, mask)), Rule: m.rule})
-			return &local.Put{Account: want, Fields: mask}, putMeta{user: u, prof: prof, item: it, action: ActLink}, nil
+			return local.Put{Account: want, Fields: mask}, putMeta{user: u, hash: prof.hash, item: it, action: ActLink}, true, nil
 		}
 		noMatch = m.rule
 	}
@@ -367,7 +365,7 @@ func (g *userPager) planNew(ctx context.Context, u *scim.User, prof profile) (*l
 	if prof.copyUserName {
 		mask |= local.FieldUsername
 	}
-	return &local.Put{Account: want, Fields: mask}, putMeta{user: u, prof: prof, item: it, action: ActCreate, create: true}, nil
+	return local.Put{Account: want, Fields: mask}, putMeta{user: u, hash: prof.hash, item: it, action: ActCreate, create: true}, true, nil
 }
 
 // write applies the page's puts (dry runs write nothing) and records links. A
@@ -401,7 +399,7 @@ func (g *userPager) write(ctx context.Context, puts []local.Put, metas []putMeta
 							it.Rule += " (found from an earlier attempt: updated)"
 						}
 					}
-					g.pending = append(g.pending, state.Link{HubID: m.user.ID, LocalID: rs.Account.ID, Hash: m.prof.hash})
+					g.pending = append(g.pending, state.Link{HubID: m.user.ID, LocalID: rs.Account.ID, Hash: m.hash})
 					if g.fresh && !g.seen[m.user.ID] {
 						g.seen[m.user.ID] = true
 						g.wrote++
