@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/connectsso/connect/scim"
+	"github.com/connectsso/connect/scim/server"
 )
 
 // RequestIDHeader carries the request id in and out.
@@ -66,6 +67,8 @@ func withRequest(log *slog.Logger, clock func() time.Time, next http.Handler) ht
 		r.Header.Set(RequestIDHeader, id)
 		w.Header().Set(RequestIDHeader, id)
 		rec := &recorder{ResponseWriter: w}
+		var caller server.Caller // the SCIM handler names the token here
+		r = r.WithContext(server.WithCaller(r.Context(), &caller))
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -86,7 +89,7 @@ func withRequest(log *slog.Logger, clock func() time.Time, next http.Handler) ht
 			if status >= 500 {
 				level = slog.LevelError
 			}
-			log.LogAttrs(r.Context(), level, "request",
+			attrs := []slog.Attr{
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
@@ -94,7 +97,12 @@ func withRequest(log *slog.Logger, clock func() time.Time, next http.Handler) ht
 				slog.Int64("bytes", rec.bytes),
 				slog.Duration("duration", clock().Sub(start)),
 				slog.String("remote", r.RemoteAddr),
-				slog.String("user_agent", r.UserAgent()))
+				slog.String("user_agent", r.UserAgent()),
+			}
+			if caller.Token != "" {
+				attrs = append(attrs, slog.String("token", caller.Token))
+			}
+			log.LogAttrs(r.Context(), level, "request", attrs...)
 		}()
 		next.ServeHTTP(rec, r)
 	})

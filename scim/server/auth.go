@@ -20,7 +20,21 @@ type ctxKey int
 const (
 	tokenKey ctxKey = iota
 	requestIDKey
+	callerKey
 )
+
+// Caller is filled by the handler with who made a request, for an access log
+// written around it (which sees the request before authentication).
+type Caller struct {
+	// Token is the name of the token the request authenticated with ("" when
+	// it did not authenticate). A name, never the secret.
+	Token string
+}
+
+// WithCaller returns ctx in which the handler records the request's caller in c.
+func WithCaller(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, callerKey, c)
+}
 
 // TokenFrom returns the authenticated token of a request handled by this
 // package, or false outside one.
@@ -31,6 +45,9 @@ func TokenFrom(ctx context.Context) (store.Token, bool) {
 
 // WithToken returns ctx carrying t, as the handler does after authentication.
 func WithToken(ctx context.Context, t store.Token) context.Context {
+	if c, ok := ctx.Value(callerKey).(*Caller); ok && c != nil {
+		c.Token = t.Name
+	}
 	return context.WithValue(ctx, tokenKey, t)
 }
 

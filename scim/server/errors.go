@@ -79,7 +79,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(body)
 }
 
-// log returns the request-scoped logger (request id attached).
+// log returns the request-scoped logger (request id and, once authenticated,
+// the token's name attached).
 func (h *handler) log(r *http.Request) *slog.Logger {
-	return h.cfg.Logger.With("request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path)
+	l := h.cfg.Logger.With("request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path)
+	if t, ok := TokenFrom(r.Context()); ok {
+		l = l.With("token", t.Name)
+	}
+	return l
 }

@@ -192,6 +192,18 @@ func (h *handler) currentVersion(ctx context.Context, rt *resourceType, id strin
 	}
 }
 
+// audited returns the request's context under which the store records the
+// write it makes in the audit log, in the write's transaction (DESIGN.md §7):
+// actor "token:<name>", action "user.<verb>" or "group.<verb>", target the id.
+// A write that changes nothing is not recorded.
+func audited(r *http.Request, rt *resourceType, verb string) context.Context {
+	actor := "token:?"
+	if t, ok := TokenFrom(r.Context()); ok {
+		actor = "token:" + t.Name
+	}
+	return store.WithAudit(r.Context(), store.AuditEntry{Actor: actor, Action: strings.ToLower(rt.rt.Name) + "." + verb})
+}
+
 // create serves POST /Users and POST /Groups (RFC 7644 §3.3).
 func (h *handler) create(w http.ResponseWriter, r *http.Request, rt *resourceType) {
 	raw, err := readBody(r)
@@ -199,7 +211,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, rt *resourceTyp
 		h.writeError(w, r, err)
 		return
 	}
-	ctx := r.Context()
+	ctx := audited(r, rt, "create")
 	if rt.rt == scim.UserResourceType {
 		var u scim.User
 		if err := decodeResource(rt, raw, &u); err != nil {
@@ -349,14 +361,15 @@ func (h *handler) notModified(w http.ResponseWriter, version string) {
 
 // replace serves PUT (RFC 7644 §3.5.1). A user's password hash survives a PUT
 // that carries neither password nor passwordHash: it is a credential the client
-// cannot read back, so omitting it cannot mean "clear it".
+// cannot read back, so omitting it cannot mean "clear it". A PUT of what is
+// stored changes nothing: the store keeps version and journal as they are.
 func (h *handler) replace(w http.ResponseWriter, r *http.Request, rt *resourceType, id string) {
 	raw, err := readBody(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	ctx := r.Context()
+	ctx := audited(r, rt, "replace")
 	if rt.rt == scim.UserResourceType {
 		var u scim.User
 		if err := decodeResource(rt, raw, &u); err != nil {
@@ -422,7 +435,10 @@ func (h *handler) replace(w http.ResponseWriter, r *http.Request, rt *resourceTy
 }
 
 // patch serves PATCH (RFC 7644 §3.5.2) through the store's read-modify-write
-// transaction; group members change row by row, never as a whole list.
+// transaction; group members change row by row, never as a whole list. A PATCH
+// that changes nothing (Entra repeats idempotent ones: removing a member who
+// is not there, replacing a value by itself) answers 200 with the stored
+// resource and ETag and writes nothing, so it reaches no bridge.
 func (h *handler) patch(w http.ResponseWriter, r *http.Request, rt *resourceType, id string) {
 	raw, err := readBody(r)
 	if err != nil {
@@ -434,7 +450,7 @@ func (h *handler) patch(w http.ResponseWriter, r *http.Request, rt *resourceType
 		h.writeError(w, r, badPatch(err))
 		return
 	}
-	ctx := r.Context()
+	ctx := audited(r, rt, "patch")
 	version, err := ifMatch(r, h.currentVersion(ctx, rt, id))
 	if err != nil {
 		h.writeError(w, r, err)
@@ -493,7 +509,7 @@ func badPatch(err error) error {
 
 // delete serves DELETE (RFC 7644 §3.6) with If-Match.
 func (h *handler) delete(w http.ResponseWriter, r *http.Request, rt *resourceType, id string) {
-	ctx := r.Context()
+	ctx := audited(r, rt, "delete")
 	version, err := ifMatch(r, h.currentVersion(ctx, rt, id))
 	if err != nil {
 		h.writeError(w, r, err)
