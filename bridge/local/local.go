@@ -465,6 +465,10 @@ type TaskLease struct {
 	Owner   string
 	Token   int64
 	Expires time.Time
+	// Previous is the owner of the lease before this one ("" for the first),
+	// set by AcquireLock. A holder that caches what the lock guards in its own
+	// memory drops that cache when another owner held the lock in between.
+	Previous string
 }
 
 // TaskPlan is the last plan of one task of a scope, kept beside the records so

@@ -128,8 +128,11 @@ func testTaskLocks(t *testing.T, d local.Directory) {
 	if _, err := r.AcquireLock(ctx, "hub", "cleanup", "owner-2", time.Hour); err != nil {
 		t.Fatalf("AcquireLock of another name: %v", err)
 	}
+	if l1.Previous != "" {
+		t.Fatalf("first lease has previous owner %q", l1.Previous)
+	}
 	again, err := r.AcquireLock(ctx, "hub", "users", "owner-1", time.Hour)
-	if err != nil || again.Token != l1.Token {
+	if err != nil || again.Token != l1.Token || again.Previous != "" {
 		t.Fatalf("retried AcquireLock = %+v, %v; want token %d", again, err, l1.Token)
 	}
 	if err := r.RenewLock(ctx, l1, time.Hour); err != nil {
@@ -153,8 +156,11 @@ func testTaskLocks(t *testing.T, d local.Directory) {
 		t.Fatalf("LockToken after release = %d, %v; want the last token %d", tok, err, l1.Token)
 	}
 	l2, err := r.AcquireLock(ctx, "hub", "users", "owner-2", time.Hour)
-	if err != nil || l2.Token <= l1.Token {
-		t.Fatalf("AcquireLock after release = %+v, %v; want a token over %d", l2, err, l1.Token)
+	if err != nil || l2.Token <= l1.Token || l2.Previous != "owner-1" {
+		t.Fatalf("AcquireLock after release = %+v, %v; want a token over %d after owner-1", l2, err, l1.Token)
+	}
+	if retry, err := r.AcquireLock(ctx, "hub", "users", "owner-2", time.Hour); err != nil || retry.Previous != "owner-1" {
+		t.Fatalf("retried AcquireLock = %+v, %v; want the same previous owner", retry, err)
 	}
 	wantErr(t, "RenewLock of a superseded lease", r.RenewLock(ctx, l1, time.Hour), local.ErrConflict)
 	wantErr(t, "ReleaseLock of a superseded lease", r.ReleaseLock(ctx, l1), local.ErrConflict)

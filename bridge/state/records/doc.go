@@ -12,6 +12,11 @@
 // restart) costs a full reconcile, which rebuilds the link map from the local
 // directory and neither duplicates nor deletes (see bridge.run.usersFull).
 //
+// The inner state is private to its process, so when this process takes a
+// task lock that another process held since (the CLI ran a sync, or applied an
+// approved plan), the links and hashes cached here may no longer match the
+// local directory: Acquire then forgets them, and the run reconciles in full.
+//
 // Fenced writes to the inner state (Apply, SetCursor, MarkReady) check the
 // fence in the database first; the inner state is private to its process, so
 // the only writer that can slip between that check and the write is a stale

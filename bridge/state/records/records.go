@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/connectsso/connect/bridge/local"
@@ -30,6 +31,23 @@ type State struct {
 	inner state.State
 	db    Store
 	now   func() time.Time
+
+	mu sync.Mutex
+	// tokens is the last token this state acquired per hub and task: a
+	// retried Acquire that returns it again does not forget the cache again.
+	tokens map[[2]string]int64
+}
+
+// newLease records l's token and reports whether it is new here.
+func (s *State) newLease(hub string, l local.TaskLease) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{hub, l.Name}
+	if s.tokens[k] == l.Token {
+		return false
+	}
+	s.tokens[k] = l.Token
+	return true
 }
 
 var _ state.State = (*State)(nil)
@@ -41,7 +59,7 @@ func New(inner state.State, db Store, cfg Config) *State {
 	if now == nil {
 		now = time.Now
 	}
-	return &State{inner: inner, db: db, now: now}
+	return &State{inner: inner, db: db, now: now, tokens: map[[2]string]int64{}}
 }
 
 // conv turns a records error into the state contract's: conflict is what
@@ -219,6 +237,16 @@ func (s *State) Acquire(ctx context.Context, hub, task, owner string, ttl time.D
 	l, err := s.db.AcquireLock(ctx, hub, task, owner, ttl)
 	if err != nil {
 		return state.Lease{}, conv(err, state.ErrLocked)
+	}
+	if l.Previous != "" && l.Previous != owner && s.newLease(hub, l) {
+		// Another process ran this task since this one last did: it may have
+		// changed the local directory behind the links and hashes cached here
+		// (an account it deleted would be skipped as unchanged when its hub
+		// user came back). Forget them: the next run reconciles in full.
+		if err := s.inner.Wipe(ctx, hub); err != nil {
+			_ = s.db.ReleaseLock(context.WithoutCancel(ctx), l)
+			return state.Lease{}, err
+		}
 	}
 	return toLease(l), nil
 }

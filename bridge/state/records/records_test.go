@@ -144,4 +144,38 @@ func TestTwoProcesses(t *testing.T) {
 	if err := serve.SavePlan(ctx, hub, lease.Fence(), held); !errors.Is(err, state.ErrLockLost) {
 		t.Fatalf("stale SavePlan: %v, want ErrLockLost", err)
 	}
+	if err := serve.MarkReady(ctx, hub, state.Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	// The serving process takes the lock back after the other one held it: the
+	// links it cached may be stale now, so it forgets them and reconciles in full.
+	if err := cli.Release(ctx, hub, l2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := serve.Acquire(ctx, hub, "users", "serve", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if ready, err := serve.Ready(ctx, hub); err != nil || ready {
+		t.Fatalf("Ready after another process held the lock = %v, %v; want false", ready, err)
+	}
+	if n, _ := serve.CountLinks(ctx, hub, state.KindUser); n != 0 {
+		t.Fatalf("%d cached links kept after another process held the lock", n)
+	}
+	// Its own re-acquisition keeps them.
+	if err := serve.MarkReady(ctx, hub, state.Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	l3, err := serve.Acquire(ctx, hub, "users", "serve", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serve.Release(ctx, hub, l3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := serve.Acquire(ctx, hub, "users", "serve", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if ready, _ := serve.Ready(ctx, hub); !ready {
+		t.Fatal("the holder's own re-acquisition dropped its cache")
+	}
 }

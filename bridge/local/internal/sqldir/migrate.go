@@ -100,6 +100,7 @@ var migrations = [][]string{
 			scope TEXT NOT NULL,
 			name TEXT NOT NULL,
 			owner TEXT NOT NULL,
+			prev_owner TEXT NOT NULL,
 			token BIGINT NOT NULL,
 			expires BIGINT NOT NULL,
 			PRIMARY KEY (scope, name)

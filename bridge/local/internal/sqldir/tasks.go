@@ -28,18 +28,22 @@ func checkTaskLease(l local.TaskLease) error {
 // acquireLock is the whole acquisition in one statement: a free lock (no row,
 // released or lapsed) is taken with a new token — the clock in milliseconds or
 // one more than the last, whichever is larger — and a lock the same owner
-// holds is extended with its token. A lock another owner holds is not touched
-// and nothing is returned.
-const acquireLock = `INSERT INTO local_task_locks (scope, name, owner, token, expires) VALUES (?, ?, ?, ?, ?)
+// holds is extended with its token (and its previous owner). A lock another
+// owner holds is not touched and nothing is returned. The parameter after the
+// values is now, repeated for each CASE and the WHERE.
+const acquireLock = `INSERT INTO local_task_locks (scope, name, owner, prev_owner, token, expires) VALUES (?, ?, ?, '', ?, ?)
 	ON CONFLICT (scope, name) DO UPDATE SET
 		token = CASE
 			WHEN local_task_locks.owner = excluded.owner AND local_task_locks.expires > ? THEN local_task_locks.token
 			WHEN local_task_locks.token >= excluded.token THEN local_task_locks.token + 1
 			ELSE excluded.token END,
+		prev_owner = CASE
+			WHEN local_task_locks.owner = excluded.owner AND local_task_locks.expires > ? THEN local_task_locks.prev_owner
+			ELSE local_task_locks.owner END,
 		owner = excluded.owner,
 		expires = excluded.expires
 	WHERE local_task_locks.expires <= ? OR local_task_locks.owner = excluded.owner
-	RETURNING token`
+	RETURNING token, prev_owner`
 
 // AcquireLock takes the lock of (scope, name).
 func (s *Dir) AcquireLock(ctx context.Context, scope, name, owner string, ttl time.Duration) (local.TaskLease, error) {
@@ -53,7 +57,7 @@ func (s *Dir) AcquireLock(ctx context.Context, scope, name, owner string, ttl ti
 	now := s.now()
 	l.Expires = now.Add(ttl).UTC()
 	err := s.w.QueryRowContext(ctx, s.d.rebind(acquireLock),
-		scope, name, owner, now.UnixMilli(), l.Expires.UnixMicro(), now.UnixMicro(), now.UnixMicro()).Scan(&l.Token)
+		scope, name, owner, now.UnixMilli(), l.Expires.UnixMicro(), now.UnixMicro(), now.UnixMicro(), now.UnixMicro()).Scan(&l.Token, &l.Previous)
 	if errors.Is(err, sql.ErrNoRows) {
 		return local.TaskLease{}, fmt.Errorf("lock %s: held by another owner: %w", name, local.ErrConflict)
 	}
