@@ -117,11 +117,15 @@ func TestRFC7644_3_4_2_Query(t *testing.T) { rfctest.RFC7644_3_4_2_Query(t, newH
 func TestRFC7644_3_4_2_5_Attributes(t *testing.T) {
 	rfctest.RFC7644_3_4_2_5_Attributes(t, newHub(t).target)
 }
-func TestRFC7644_3_4_3_Search(t *testing.T)    { rfctest.RFC7644_3_4_3_Search(t, newHub(t).target) }
-func TestRFC7644_3_5_1_Put(t *testing.T)       { rfctest.RFC7644_3_5_1_Put(t, newHub(t).target) }
-func TestRFC7644_3_5_2_Patch(t *testing.T)     { rfctest.RFC7644_3_5_2_Patch(t, newHub(t).target) }
-func TestRFC7644_3_6_Delete(t *testing.T)      { rfctest.RFC7644_3_6_Delete(t, newHub(t).target) }
-func TestRFC7644_3_7_Bulk(t *testing.T)        { rfctest.RFC7644_3_7_Bulk(t, newHub(t).target) }
+func TestRFC7644_3_4_3_Search(t *testing.T) { rfctest.RFC7644_3_4_3_Search(t, newHub(t).target) }
+func TestRFC7644_3_5_1_Put(t *testing.T)    { rfctest.RFC7644_3_5_1_Put(t, newHub(t).target) }
+func TestRFC7644_3_5_2_Patch(t *testing.T)  { rfctest.RFC7644_3_5_2_Patch(t, newHub(t).target) }
+func TestRFC7644_3_6_Delete(t *testing.T)   { rfctest.RFC7644_3_6_Delete(t, newHub(t).target) }
+func TestRFC7644_3_7_Bulk(t *testing.T)     { rfctest.RFC7644_3_7_Bulk(t, newHub(t).target) }
+func TestRFC7644_3_9_WriteProjection(t *testing.T) {
+	rfctest.RFC7644_3_9_WriteProjection(t, newHub(t).target)
+}
+func TestRFC7644_3_11_Me(t *testing.T)         { rfctest.RFC7644_3_11_Me(t, newHub(t).target) }
 func TestRFC7644_3_12_Errors(t *testing.T)     { rfctest.RFC7644_3_12_Errors(t, newHub(t).target) }
 func TestRFC7644_3_14_Versioning(t *testing.T) { rfctest.RFC7644_3_14_Versioning(t, newHub(t).target) }
 func TestRFC7644_4_Discovery(t *testing.T)     { rfctest.RFC7644_4_Discovery(t, newHub(t).target) }

@@ -63,6 +63,8 @@ func Run(t *testing.T, tg Target) {
 		{"RFC7644_3_5_2_Patch", RFC7644_3_5_2_Patch},
 		{"RFC7644_3_6_Delete", RFC7644_3_6_Delete},
 		{"RFC7644_3_7_Bulk", RFC7644_3_7_Bulk},
+		{"RFC7644_3_9_WriteProjection", RFC7644_3_9_WriteProjection},
+		{"RFC7644_3_11_Me", RFC7644_3_11_Me},
 		{"RFC7644_3_12_Errors", RFC7644_3_12_Errors},
 		{"RFC7644_3_14_Versioning", RFC7644_3_14_Versioning},
 		{"RFC7644_4_Discovery", RFC7644_4_Discovery},
