@@ -298,7 +298,10 @@ func (t *Target) count(ctx context.Context, path, filter string) (int64, error) 
 	return int64(page.TotalResults), nil
 }
 
-// discover reads the ServiceProviderConfig for RFC 9865 cursor support.
+// discover reads the ServiceProviderConfig: RFC 9865 cursors, PATCH and ETags.
+// A target that leaves PATCH out is taken not to have it (a merge and PUT is
+// always safe); one that leaves ETags out still gets If-Match when it sends
+// versions.
 func (t *Target) discover(ctx context.Context) error {
 	resp, err := t.do(ctx, http.MethodGet, "/ServiceProviderConfig", nil, nil, nil)
 	if err != nil {
@@ -311,10 +314,18 @@ func (t *Target) discover(ctx context.Context) error {
 		Pagination *struct {
 			Cursor bool `json:"cursor"`
 		} `json:"pagination"`
+		Patch *struct {
+			Supported scim.Bool `json:"supported"`
+		} `json:"patch"`
+		Etag *struct {
+			Supported scim.Bool `json:"supported"`
+		} `json:"etag"`
 	}
 	if err := decode("service provider config", resp, &spc); err != nil {
 		return err
 	}
 	t.cursors = spc.Pagination != nil && spc.Pagination.Cursor
+	t.noPatch.Store(spc.Patch == nil || !bool(spc.Patch.Supported))
+	t.etags = spc.Etag == nil || bool(spc.Etag.Supported)
 	return nil
 }

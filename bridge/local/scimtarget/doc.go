@@ -3,8 +3,15 @@
 // keeps the site's accounts in step by writing users and groups there instead of
 // into a database.
 //
-// Users are created with POST, changed with PUT (guarded by If-Match when the
-// target sends ETags) and removed with DELETE. Groups are created with POST and
+// Users are created with POST and removed with DELETE. An update writes only
+// the synced fields that changed, so the site keeps its other emails, phones
+// and addresses, its roles, entitlements, manager, custom fields and own
+// extensions: a PATCH with value-path filters (emails[value eq "…"].value,
+// addresses[type eq "work"].locality, customFields[name eq "…"]), or, when the
+// ServiceProviderConfig has no PATCH (or a change has no path), a merge onto
+// the raw resource PUT back whole. Both carry If-Match when the target has
+// ETags; a 412 (or a value filter that no longer matches) reads and merges
+// again. Groups are created with POST and
 // changed only with PATCH: attributes by replace operations, members in chunks
 // of Config.MemberChunk add/remove operations — never a PUT of a whole group, so
 // a course with 100,000 members is never rewritten to change one. 429 answers

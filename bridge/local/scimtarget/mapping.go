@@ -110,23 +110,7 @@ func (t *Target) userResource(a local.Account) scim.User {
 		for _, f := range a.CustomFields {
 			c.CustomFields = append(c.CustomFields, scim.CustomField{Name: f.Name, Value: f.Value})
 		}
-		if t.cfg.Metadata {
-			add := func(name, value string) {
-				c.CustomFields = append(c.CustomFields, scim.CustomField{Name: name, Value: value})
-			}
-			if a.Suspended {
-				add(metaSuspended, "1")
-				if a.SuspendedBy != "" {
-					add(metaSuspendedBy, a.SuspendedBy)
-				}
-			}
-			if a.IsDeleted() {
-				add(metaDeleted, a.Deleted.UTC().Format(deletedLayout))
-			}
-			if a.Privileged {
-				add(metaPrivileged, "1")
-			}
-		}
+		c.CustomFields = append(c.CustomFields, t.metaFields(a)...)
 		if t.cfg.PasswordHashes {
 			c.PasswordHash = a.PasswordHash
 		}
@@ -134,6 +118,29 @@ func (t *Target) userResource(a local.Account) scim.User {
 	}
 	u.SetSchemas()
 	return u
+}
+
+// metaFields are the reserved custom fields that carry a's metadata
+// (Config.Metadata; none without it).
+func (t *Target) metaFields(a local.Account) []scim.CustomField {
+	if !t.cfg.Metadata {
+		return nil
+	}
+	var out []scim.CustomField
+	add := func(name, value string) { out = append(out, scim.CustomField{Name: name, Value: value}) }
+	if a.Suspended {
+		add(metaSuspended, "1")
+		if a.SuspendedBy != "" {
+			add(metaSuspendedBy, a.SuspendedBy)
+		}
+	}
+	if a.IsDeleted() {
+		add(metaDeleted, a.Deleted.UTC().Format(deletedLayout))
+	}
+	if a.Privileged {
+		add(metaPrivileged, "1")
+	}
+	return out
 }
 
 // checkStorable refuses what this target cannot hold.
@@ -221,16 +228,25 @@ func (t *Target) account(u scim.User) local.Account {
 	return local.Normalize(a)
 }
 
+// pickAddress returns the address the mapping reads: the work address, else
+// the first; nil without addresses.
 func pickAddress(as []scim.Address) *scim.Address {
+	if i := pickAddressIndex(as); i >= 0 {
+		return &as[i]
+	}
+	return nil
+}
+
+func pickAddressIndex(as []scim.Address) int {
 	for i := range as {
-		if as[i].Type == "work" {
-			return &as[i]
+		if strings.EqualFold(as[i].Type, "work") {
+			return i
 		}
 	}
 	if len(as) > 0 {
-		return &as[0]
+		return 0
 	}
-	return nil
+	return -1
 }
 
 // view is how a lands on the target and reads back: the fields the target

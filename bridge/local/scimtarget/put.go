@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/connectsso/connect/bridge/local"
@@ -44,12 +43,12 @@ func (t *Target) PutAccounts(ctx context.Context, puts []local.Put) ([]local.Res
 	}
 	for server, ids := range keys {
 		for i := 0; i < len(ids); i += local.MaxBatch {
-			m, err := t.AccountsByHubID(ctx, server, ids[i:min(len(ids), i+local.MaxBatch)])
+			m, err := t.fetchByHubID(ctx, server, ids[i:min(len(ids), i+local.MaxBatch)])
 			if err != nil {
 				return nil, err
 			}
-			for _, a := range m {
-				b.add(fetched{acct: a})
+			for _, f := range m {
+				b.add(f)
 			}
 		}
 	}
@@ -119,20 +118,43 @@ func (t *Target) putItem(ctx context.Context, b *batch, p local.Put) (local.Resu
 		}
 		// Taken: by this very hub user (an earlier try of this put, or another
 		// writer) — then it is an update — or by another account's username.
-		got, lerr := t.AccountByHubID(ctx, c.Server, c.HubUserID)
-		if errors.Is(lerr, local.ErrNotFound) {
-			return local.Result{}, err
-		}
+		got, lerr := t.fetchByHubID(ctx, c.Server, []string{c.HubUserID})
 		if lerr != nil {
 			return local.Result{}, lerr
 		}
-		b.add(fetched{acct: got})
-		stored = b.byID[got.ID]
+		f, ok := got[c.HubUserID]
+		if !ok {
+			return local.Result{}, err
+		}
+		b.add(f)
+		stored = b.byID[f.acct.ID]
 	}
 	if p.Fields == 0 {
 		return local.Result{}, fmt.Errorf("update of account %s without a field mask: %w", stored.acct.ID, local.ErrInvalid)
 	}
+	// Only the synced fields that changed are written (userpatch.go): by PATCH,
+	// or by a merge onto the raw resource and a PUT when the target has no
+	// PATCH or a change has no PATCH path.
+	merge := t.noPatch.Load()
 	for attempt := 0; ; attempt++ {
+		var raw rawUser
+		if merge {
+			// A merge starts from the whole resource as it is now.
+			r, err := t.getRaw(ctx, stored.acct.ID)
+			if err != nil {
+				return local.Result{}, err
+			}
+			raw = r
+			b.add(r.f)
+			stored = b.byID[r.f.acct.ID]
+		} else if stored.user == nil {
+			f, err := t.getUser(ctx, stored.acct.ID)
+			if err != nil {
+				return local.Result{}, err
+			}
+			b.add(f)
+			stored = b.byID[f.acct.ID]
+		}
 		m := local.Merge(stored.acct, a, p.Fields)
 		if err := local.CheckAccount(m); err != nil {
 			return local.Result{}, fmt.Errorf("account %s: %w", stored.acct.ID, err)
@@ -156,18 +178,41 @@ func (t *Target) putItem(ctx context.Context, b *batch, p local.Put) (local.Resu
 		if local.SameContent(t.view(stored.acct), t.view(m)) {
 			return local.Result{Account: stored.acct, Op: local.OpUnchanged}, nil
 		}
-		updated, err := t.replaceUser(ctx, m, stored.etag)
+		ops := t.userOps(stored.user, stored.acct, m)
+		if len(ops) == 0 {
+			return local.Result{Account: stored.acct, Op: local.OpUnchanged}, nil
+		}
+		if !merge && !patchable(ops) {
+			merge = true
+			continue
+		}
+		var updated fetched
+		var err error
+		if merge {
+			updated, err = t.putMerged(ctx, raw, ops, m)
+		} else {
+			updated, err = t.patchUser(ctx, stored.acct.ID, ops, stored.etag)
+			if errors.Is(err, errNoPatch) {
+				t.noPatch.Store(true)
+				merge = true
+				continue
+			}
+		}
 		if err == nil {
 			b.add(updated)
 			return local.Result{Account: updated.acct, Op: local.OpUpdated}, nil
 		}
-		// 412: the site application changed the user since we read it; merge again
-		// onto the current version.
-		if !errors.Is(err, errPrecondition) || attempt >= 3 {
+		// 412 (or a PATCH whose value filter no longer matches): the site
+		// application changed the user since we read it; merge again onto the
+		// current version.
+		if !errors.Is(err, errPrecondition) || attempt >= 4 {
 			if errors.Is(err, errPrecondition) {
 				err = fmt.Errorf("account %s keeps changing: %w", stored.acct.ID, local.ErrConflict)
 			}
 			return local.Result{}, err
+		}
+		if merge {
+			continue // the next attempt reads the raw resource again
 		}
 		f, gerr := t.getUser(ctx, stored.acct.ID)
 		if gerr != nil {
@@ -188,7 +233,7 @@ func (t *Target) readUser(op string, resp *response) (fetched, error) {
 	if u.ID == "" {
 		return fetched{}, fmt.Errorf("scim target: %s: no id in the answer: %w", op, local.ErrUnavailable)
 	}
-	return fetched{acct: t.account(u), etag: etagOf(resp, &u)}, nil
+	return fetched{acct: t.account(u), etag: etagOf(resp, &u), user: &u}, nil
 }
 
 func (t *Target) createUser(ctx context.Context, a local.Account) (fetched, error) {
@@ -200,24 +245,4 @@ func (t *Target) createUser(ctx context.Context, a local.Account) (fetched, erro
 		return fetched{}, statusErr(fmt.Sprintf("create user %q", a.Username), resp)
 	}
 	return t.readUser("create user", resp)
-}
-
-func (t *Target) replaceUser(ctx context.Context, a local.Account, etag string) (fetched, error) {
-	var hdr http.Header
-	if etag != "" {
-		hdr = http.Header{"If-Match": {etag}}
-	}
-	resp, err := t.do(ctx, http.MethodPut, "/Users/"+url.PathEscape(a.ID), t.userQuery(), t.userResource(a), hdr)
-	if err != nil {
-		return fetched{}, err
-	}
-	switch resp.status {
-	case http.StatusOK:
-		return t.readUser("replace user", resp)
-	case http.StatusPreconditionFailed:
-		return fetched{}, errPrecondition
-	case http.StatusNoContent:
-		return t.getUser(ctx, a.ID)
-	}
-	return fetched{}, statusErr("replace user "+a.ID, resp)
 }

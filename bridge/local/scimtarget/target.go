@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/connectsso/connect/bridge/local"
@@ -88,6 +89,10 @@ type Target struct {
 	cfg     Config
 	base    string
 	cursors bool // the target offers RFC 9865 cursors
+	etags   bool // the target does not say it lacks ETags: writes carry If-Match
+	// noPatch: the target has no PATCH for users (its ServiceProviderConfig
+	// says so, or it answered 501/405): updates are merged and PUT.
+	noPatch atomic.Bool
 	ownHTTP bool
 }
 
@@ -196,15 +201,21 @@ func (t *Target) userQuery() url.Values {
 		scim.SchemaEnterpriseUser + "," + scim.SchemaConnectUser + "," + scim.SchemaConnectUser + ":passwordHash"}}
 }
 
-// fetched is a user as read from the target, with its entity tag.
+// fetched is a user as read from the target, with its entity tag and the
+// resource it was read from (the values an update's PATCH paths name).
 type fetched struct {
 	acct local.Account
 	etag string
+	user *scim.User
 }
 
+// etagOf is the version of u: the answer's ETag, else meta.version (the only
+// one for a listed resource, resp nil).
 func etagOf(resp *response, u *scim.User) string {
-	if e := resp.header.Get("ETag"); e != "" {
-		return e
+	if resp != nil {
+		if e := resp.header.Get("ETag"); e != "" {
+			return e
+		}
 	}
 	if u.Meta != nil {
 		return u.Meta.Version
@@ -227,20 +238,33 @@ func (t *Target) getUser(ctx context.Context, id string) (fetched, error) {
 	if err := decode("get user", resp, &u); err != nil {
 		return fetched{}, err
 	}
-	return fetched{acct: t.account(u), etag: etagOf(resp, &u)}, nil
+	return fetched{acct: t.account(u), etag: etagOf(resp, &u), user: &u}, nil
 }
 
 // findUsers returns every user matching filter (lookups: few results).
 func (t *Target) findUsers(ctx context.Context, filter string) ([]local.Account, error) {
-	var out []local.Account
+	fs, err := t.findFetched(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]local.Account, len(fs))
+	for i, f := range fs {
+		out[i] = f.acct
+	}
+	return out, nil
+}
+
+// findFetched is findUsers with each user's resource and version.
+func (t *Target) findFetched(ctx context.Context, filter string) ([]fetched, error) {
+	var out []fetched
 	after := ""
 	for range 1000 {
 		us, next, err := list[scim.User](ctx, t, "/Users", filter, after, local.MaxBatch, t.userQuery())
 		if err != nil {
 			return nil, err
 		}
-		for _, u := range us {
-			out = append(out, t.account(u))
+		for i := range us {
+			out = append(out, fetched{acct: t.account(us[i]), etag: etagOf(nil, &us[i]), user: &us[i]})
 		}
 		if next == "" {
 			return out, nil
@@ -295,10 +319,23 @@ const keyChunk = 25
 
 // AccountsByHubID returns the accounts of server linked to hubUserIDs.
 func (t *Target) AccountsByHubID(ctx context.Context, server string, hubUserIDs []string) (map[string]local.Account, error) {
+	fs, err := t.fetchByHubID(ctx, server, hubUserIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]local.Account, len(fs))
+	for id, f := range fs {
+		out[id] = f.acct
+	}
+	return out, nil
+}
+
+// fetchByHubID is AccountsByHubID with each user's resource and version.
+func (t *Target) fetchByHubID(ctx context.Context, server string, hubUserIDs []string) (map[string]fetched, error) {
 	if err := local.CheckIDs("hub user ids", hubUserIDs); err != nil {
 		return nil, err
 	}
-	out := make(map[string]local.Account, len(hubUserIDs))
+	out := make(map[string]fetched, len(hubUserIDs))
 	if server == "" {
 		return out, nil
 	}
@@ -307,13 +344,13 @@ func (t *Target) AccountsByHubID(ctx context.Context, server string, hubUserIDs 
 		for i, id := range chunk {
 			alts[i] = "externalId eq " + quote(userKey(server, id))
 		}
-		as, err := t.findUsers(ctx, strings.Join(alts, " or "))
+		fs, err := t.findFetched(ctx, strings.Join(alts, " or "))
 		if err != nil {
 			return nil, err
 		}
-		for _, a := range as {
-			if a.Server == server && slices.Contains(chunk, a.HubUserID) {
-				out[a.HubUserID] = a
+		for _, f := range fs {
+			if a := f.acct; a.Server == server && slices.Contains(chunk, a.HubUserID) {
+				out[a.HubUserID] = f
 			}
 		}
 	}
