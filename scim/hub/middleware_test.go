@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/connectsso/connect/scim/server"
+	"github.com/connectsso/connect/scim/store"
 )
 
 func TestRequestID(t *testing.T) {
@@ -45,6 +48,10 @@ func TestWithRequest(t *testing.T) {
 		w.WriteHeader(http.StatusTeapot)
 		_, _ = w.Write([]byte("short and stout"))
 	})
+	mux.HandleFunc("/authed", func(w http.ResponseWriter, r *http.Request) {
+		_ = server.WithToken(r.Context(), store.Token{Name: "entra", Hash: []byte("h")}) // as the SCIM handler does
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("/panic", func(http.ResponseWriter, *http.Request) { panic("secret-internal-detail") })
 	mux.HandleFunc("/scim/v2/Users", func(http.ResponseWriter, *http.Request) { panic("boom") })
 	h := withRequest(log, time.Now, mux)
@@ -75,6 +82,18 @@ func TestWithRequest(t *testing.T) {
 			if strings.Contains(logs.String(), secret) {
 				t.Errorf("log carries %q: %s", secret, logs.String())
 			}
+		}
+	})
+	t.Run("token name on the access log", func(t *testing.T) {
+		logs.Reset()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/authed", nil))
+		if !strings.Contains(logs.String(), `"token":"entra"`) {
+			t.Errorf("log lacks the token name: %s", logs.String())
+		}
+		logs.Reset()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/ok", nil))
+		if strings.Contains(logs.String(), `"token"`) {
+			t.Errorf("unauthenticated request names a token: %s", logs.String())
 		}
 	})
 	t.Run("generated id", func(t *testing.T) {
