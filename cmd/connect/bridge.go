@@ -268,7 +268,7 @@ func bridgeServe(c *cli.Context) error {
 
 func stateName(redis string) string {
 	if redis == "" {
-		return "in-process"
+		return "in-process (task locks and plans in the store)"
 	}
 	return redactDSN(redis)
 }
@@ -502,9 +502,6 @@ func bridgePlansShow(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	if o.redis == "" {
-		fmt.Fprintln(c.App.ErrWriter, "note: without --redis plans live in the serving process only; this shows none of its plans")
-	}
 	servers, err := selectServers(c, s.records)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	localsqlite "github.com/connectsso/connect/bridge/local/sqlite"
 	"github.com/connectsso/connect/bridge/state"
 	"github.com/connectsso/connect/bridge/state/memory"
+	recordstate "github.com/connectsso/connect/bridge/state/records"
 	redisstate "github.com/connectsso/connect/bridge/state/redis"
 )
 
@@ -168,6 +169,12 @@ func openBridgeStores(ctx context.Context, o bridgeOptions, withState bool) (*br
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("open state %s: %w", redactDSN(u), err)
+		}
+		if db, ok := s.records.(recordstate.Store); ok && o.redis == "" {
+			// Without Redis, task locks and plans live in the records database
+			// every bridge process of the site opens: the CLI sees the serving
+			// bridge's held plans and finds its tasks locked.
+			st = recordstate.New(st, db, recordstate.Config{})
 		}
 		s.state = st
 		s.closers = append(s.closers, st.Close)
