@@ -28,11 +28,18 @@ type siteProxy struct {
 	noPatch bool
 	mu      sync.Mutex
 	writes  []siteWrite
+	// before, when set, runs before a user write is forwarded (the site
+	// application changing the user at the same moment).
+	before func(r *http.Request)
 }
 
 type siteWrite struct {
 	method, path, ifMatch string
 	body                  []byte
+}
+
+func (w siteWrite) String() string {
+	return w.method + " " + w.path + " If-Match=" + w.ifMatch + " " + string(w.body)
 }
 
 func newSiteProxy(t testing.TB, target string, noPatch bool) (*siteProxy, string) {
@@ -65,7 +72,12 @@ func newSiteProxy(t testing.TB, target string, noPatch bool) (*siteProxy, string
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			p.mu.Lock()
 			p.writes = append(p.writes, siteWrite{method: r.Method, path: r.URL.Path, ifMatch: r.Header.Get("If-Match"), body: body})
+			before := p.before
+			p.before = nil
 			p.mu.Unlock()
+			if before != nil {
+				before(r)
+			}
 			if p.noPatch && r.Method == http.MethodPatch {
 				w.WriteHeader(http.StatusNotImplemented)
 				return
@@ -326,5 +338,48 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSiteChangeDuringUpdate: the site application changes the user between the
+// bridge's read and its write. The write's If-Match fails (412), the bridge
+// reads the user again and writes once more: both the site's change and the
+// synced one are kept, by PATCH and by merge.
+func TestSiteChangeDuringUpdate(t *testing.T) {
+	base, token := startHub(t)
+	for _, noPatch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "patch", true: "merge"}[noPatch], func(t *testing.T) {
+			ctx := context.Background()
+			proxy, purl := newSiteProxy(t, base, noPatch)
+			tg := newTarget(t, scimtarget.Config{BaseURL: purl, Token: token, Extension: true, Metadata: true})
+			hub := map[bool]string{false: "race-patch", true: "race-merge"}[noPatch]
+			a := local.Account{Username: "tc-" + hub, Auth: local.AuthConnect, Server: "hub-1", HubUserID: hub, Email: hub + "@example.com"}
+			created, _, err := local.PutAccount(ctx, tg, local.Put{Account: a})
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy.take()
+			proxy.mu.Lock()
+			proxy.before = func(*http.Request) {
+				// The site gives the user a role meanwhile.
+				must(t, hubproc.Request(http.MethodPatch, base+"/Users/"+created.ID, token, map[string]any{
+					"schemas":    []string{scim.SchemaPatchOp},
+					"Operations": []any{map[string]any{"op": "add", "path": "roles", "value": []any{map[string]any{"value": "editor"}}}},
+				}, nil, 0))
+			}
+			proxy.mu.Unlock()
+			a.ID, a.City = created.ID, "Nelson"
+			if _, op, err := local.PutAccount(ctx, tg, local.Put{Account: a, Fields: synced}); err != nil || op != local.OpUpdated {
+				t.Fatalf("update: %s %v", op, err)
+			}
+			writes := proxy.take()
+			if len(writes) != 2 || writes[0].ifMatch == "" {
+				t.Fatalf("writes %+v: want a write refused by If-Match, then another", writes)
+			}
+			u := siteUser(t, base, token, created.ID)
+			if len(u.Roles) != 1 || u.Roles[0].Value != "editor" || len(u.Addresses) != 1 || u.Addresses[0].Locality != "Nelson" {
+				t.Fatalf("site user %+v: want the site's role and the synced city", u)
+			}
+		})
 	}
 }
