@@ -163,8 +163,14 @@ func multiOps(attr string, vals []scim.MultiValue, before, after string) []userO
 func addressOps(as []scim.Address, sv, mv local.Account) []userOp {
 	i := pickAddressIndex(as)
 	if i < 0 {
-		return []userOp{{op: "add", attr: "addresses", value: []any{map[string]any{
-			"type": "work", "locality": mv.City, "country": mv.Country, "primary": true}}}}
+		ad := map[string]any{"type": "work", "primary": true}
+		if mv.City != "" {
+			ad["locality"] = mv.City
+		}
+		if mv.Country != "" {
+			ad["country"] = mv.Country
+		}
+		return []userOp{{op: "add", attr: "addresses", value: []any{ad}}}
 	}
 	sel := &selector{index: i}
 	if typ := as[i].Type; typ != "" {
@@ -390,7 +396,16 @@ func applyOps(doc map[string]any, ops []userOp) {
 				cont[k] = o.value
 			case "add":
 				list, _ := cont[k].([]any)
-				cont[k] = append(list, o.value.([]any)...)
+				add := o.value.([]any)
+				if slices.ContainsFunc(add, isPrimary) {
+					// One primary value (RFC 7643 §2.4): the added one.
+					for _, v := range list {
+						if e, ok := v.(map[string]any); ok {
+							delete(e, keyOf(e, "primary"))
+						}
+					}
+				}
+				cont[k] = append(list, add...)
 			}
 		case o.sel == nil: // a sub-attribute of a complex attribute (name.givenName)
 			sub, _ := cont[k].(map[string]any)
@@ -432,6 +447,12 @@ func applyOps(doc map[string]any, ops []userOp) {
 			}
 		}
 	}
+}
+
+func isPrimary(v any) bool {
+	e, _ := v.(map[string]any)
+	p, _ := e["primary"].(bool)
+	return p
 }
 
 func (s *selector) matches(i int, e map[string]any) bool {
