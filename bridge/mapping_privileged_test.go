@@ -129,6 +129,18 @@ func TestMappingRefusedWithoutPrivilegedFlag(t *testing.T) {
 				t.Fatalf("SyncUser = %v, want ErrRefused with %q", err, wantRule)
 			}
 			checkUntouched("login")
+			// `connect bridge why` says so about the site's account.
+			_, reasons, err := eng.Why(ctx, manual.Username)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, r := range reasons {
+				found = found || (r.Rule == "mapping" && strings.Contains(r.Detail, "cannot mark privileged accounts"))
+			}
+			if !found {
+				t.Fatalf("why %s: %+v", manual.Username, reasons)
+			}
 		})
 	}
 }

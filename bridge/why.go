@@ -40,6 +40,8 @@ func (e *Engine) Why(ctx context.Context, username string) (local.Account, []Rea
 			add("mapping", "migrate-local-accounts is off: no hub user takes this account over")
 		case a.Privileged:
 			add("mapping", "privileged account: account mapping never takes it over")
+		case !e.cfg.Target.Capabilities().Privileged:
+			add("mapping", "the local directory cannot mark privileged accounts: account mapping takes over no account (a match is refused)")
 		case a.IsDeleted():
 			add("mapping", "deleted: not a mapping candidate")
 		default:
