@@ -77,6 +77,7 @@ var dialect = sqlstore.Dialect{
 	},
 	ForUpdate:   " FOR UPDATE",
 	Migrations:  sqlstore.PostgresMigrations,
+	BatchCounts: sqlstore.PostgresBatchCounts,
 	JournalLock: `SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.connect_journal'))`,
 	LockMigrations: func(ctx context.Context, c *sql.Conn) (func(), error) {
 		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock(hashtext(current_schema() || '.connect_migrate'))`); err != nil {

@@ -16,7 +16,7 @@ import (
 
 // schemaDSN creates a fresh schema, dropped at cleanup, and returns a DSN whose
 // search_path selects it.
-func schemaDSN(t *testing.T) string {
+func schemaDSN(t testing.TB) string {
 	t.Helper()
 	dsn := testenv.PostgresDSN(t)
 	name := testenv.Name(t)

@@ -39,6 +39,13 @@ type Dialect struct {
 	// (triggers, which the engines write differently), run before the shared
 	// statements of that version.
 	Migrations map[int][]string
+	// BatchCounts, when set, runs first in a CreateUsers transaction. It
+	// tells the engine's user_buckets triggers (migration 5) to leave the
+	// batch's inserts alone: CreateUsers then adds them up per pk block itself,
+	// one statement per block, where the triggers would update the same row
+	// once per user (on PostgreSQL each such update of a row the transaction
+	// already updated costs more than the last).
+	BatchCounts string
 	// LockMigrations serialises migrations between processes starting at once.
 	// It returns the function that releases the lock. nil means the migration
 	// transaction itself is exclusive (SQLite BEGIN IMMEDIATE).

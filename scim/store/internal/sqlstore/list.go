@@ -414,9 +414,10 @@ func (s *Store) pageQuery(spec *listSpec, q *store.Query, k sortKey, after *curs
 // row when the listing is shorter. It adds up the live rows of the pk blocks
 // in pk order (a few hundred tiny rows for a million users) to find the one
 // block whose rows span the position, then skips the rows of that block
-// before it — fewer than 4096, on the pk index alone. The caller's page query reads from that pk on; one
-// statement, so the counts and the rows are the same snapshot and the page
-// is exact whatever commits meanwhile.
+// before it: fewer than 4096 steps, reading pks only (SQLite steps through
+// the table's rowid b-tree, PostgreSQL through the pk index). The caller's
+// page query reads from that pk on. It is one statement, so the counts and
+// the rows are one snapshot and the page is exact whatever commits meanwhile.
 func (s *Store) deepPage(b *builder, spec *listSpec, offset int) {
 	b.w("WITH c AS (SELECT bucket, n, SUM(n) OVER (ORDER BY bucket) AS upto FROM ", spec.buckets, "), ",
 		"blk AS (SELECT CAST(bucket AS BIGINT) << ", fmt.Sprint(bucketShift), " AS lo, CAST(", b.arg(offset), " - (upto - n) AS BIGINT) AS skip",

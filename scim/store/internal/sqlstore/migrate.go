@@ -250,6 +250,11 @@ var SQLiteMigrations = map[int][]string{
 	},
 }
 
+// PostgresBatchCounts is PostgreSQL's Dialect.BatchCounts: the insert
+// trigger of user_buckets skips rows inserted while it is in effect (until
+// the transaction ends).
+const PostgresBatchCounts = `SELECT set_config('connect.user_buckets', 'batch', true)`
+
 // PostgresMigrations are PostgreSQL's own statements of each version (see
 // Dialect.Migrations). The trigger functions keep the search_path of the
 // migration, so that a write from a session with another one (an operator's
@@ -270,7 +275,11 @@ var PostgresMigrations = map[int][]string{
 			END IF;
 			RETURN NULL;
 		END $$`,
-		`CREATE CONSTRAINT TRIGGER user_buckets AFTER INSERT OR DELETE ON users
+		`CREATE CONSTRAINT TRIGGER user_buckets_insert AFTER INSERT ON users
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+			WHEN (current_setting('connect.user_buckets', true) IS DISTINCT FROM 'batch')
+			EXECUTE FUNCTION connect_user_buckets()`,
+		`CREATE CONSTRAINT TRIGGER user_buckets_delete AFTER DELETE ON users
 			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION connect_user_buckets()`,
 		`CREATE FUNCTION connect_group_buckets() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 		BEGIN
