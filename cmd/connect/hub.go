@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
@@ -38,6 +39,13 @@ func hubCommand() *cli.Command {
 				Usage:  "validate the settings and reach the store without serving",
 				Flags:  hubServeFlags(),
 				Action: hubCheckConfig,
+			}),
+			withConfigFile(&cli.Command{
+				Name:  "audit",
+				Usage: "print the audit log, newest first (who changed what: CLI, SCIM tokens, logins that create users)",
+				Flags: append(hubStoreFlags(),
+					&cli.IntFlag{Name: "limit", Usage: "most entries to print (1–100000)", Value: 100}),
+				Action: hubAudit,
 			}),
 			{
 				Name:  "tokens",
@@ -397,6 +405,39 @@ func countRows(r io.Reader) (int, error) {
 		lines++
 	}
 	return max(lines-1, 0), nil
+}
+
+func hubAudit(c *cli.Context) error {
+	limit := c.Int("limit")
+	if limit < 1 || limit > 100_000 {
+		return fmt.Errorf("audit: --limit %d: want 1 to 100000", limit)
+	}
+	st, err := adminStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	entries, err := st.AuditLog(c.Context, limit)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tTARGET\tDETAIL")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), printable(e.Actor), printable(e.Action), printable(e.Target), printable(e.Detail))
+	}
+	return tw.Flush()
+}
+
+// printable replaces control characters (a stored value may come from a
+// SCIM client) so a terminal prints them as text, never as escapes.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // minPasswordLength is the shortest password an administrator may set.

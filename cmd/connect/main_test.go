@@ -436,6 +436,14 @@ func TestUsersSetPassword(t *testing.T) {
 	if _, errOut, code := setPassword("short\n", "pat"); code == 0 || !strings.Contains(errOut, "at least 8") {
 		t.Errorf("short password = %d %q", code, errOut)
 	}
+	// The audit log lists the change, newest first, without the hash.
+	out, errOut, code := runCLI(t, "hub", "audit", "--store", dsn, "--limit", "5")
+	if code != 0 || !strings.Contains(out, "ACTION") || !strings.Contains(out, "user.set-password") || strings.Contains(out, "$argon2id") {
+		t.Errorf("audit = %d %q %q", code, out, errOut)
+	}
+	if _, errOut, code := runCLI(t, "hub", "audit", "--store", dsn, "--limit", "0"); code == 0 || !strings.Contains(errOut, "--limit") {
+		t.Errorf("audit --limit 0 = %d %q", code, errOut)
+	}
 	if _, errOut, code := setPassword("", "pat"); code == 0 || !strings.Contains(errOut, "no password on stdin") {
 		t.Errorf("empty stdin = %d %q", code, errOut)
 	}
