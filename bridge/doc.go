@@ -47,7 +47,9 @@
 //     local ID number) and uniqueid (the hub user's id, the Connect unique ID,
 //     = local ID number — where a site recorded it). Candidates are manual,
 //     non-deleted accounts; two or more, or a privileged one, refuse the user
-//     (no account is created) and every run reports it again.
+//     (no account is created) and every run reports it again. A target that
+//     cannot mark privileged accounts (a SCIM target without metadata)
+//     refuses every match, since any candidate may be a site administrator.
 //   - Usernames: "tc" + 13 base32 characters of SHA-256(server id, hub user
 //     id); removing userName from the exclusions makes the local username
 //     follow the hub's userName instead.
