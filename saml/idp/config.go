@@ -99,6 +99,18 @@ type Config struct {
 	StartRate  float64
 	StartBurst int
 
+	// BackChannelClient sends SOAP LogoutRequests to service providers
+	// (back-channel single logout); nil means a plain client. Redirects are
+	// never followed and BackChannelTimeout replaces its Timeout.
+	BackChannelClient *http.Client
+	// BackChannelTimeout bounds each back-channel LogoutRequest
+	// (DefaultBackChannelTimeout). They are sent concurrently, so a logout
+	// waits at most about this long however many SPs are down.
+	BackChannelTimeout time.Duration
+	// InsecureBackChannel allows SOAP logout endpoints on plain http on a
+	// host that is not loopback (the hub's --insecure-http).
+	InsecureBackChannel bool
+
 	// ClientIP returns the source address of a request; nil uses the host
 	// of RemoteAddr. Set it when the hub runs behind a trusted proxy.
 	ClientIP func(*http.Request) string
@@ -140,6 +152,7 @@ func (c Config) Validate() error {
 		"session lifetime": c.SessionLifetime, "assertion validity": c.AssertionValidity, "metadata validity": c.MetadataValidity,
 		"login window": c.LoginWindow, "account window": c.AccountWindow, "account lockout": c.AccountLockout,
 		"address window": c.AddressWindow, "address lockout": c.AddressLockout, "hash wait": c.HashWait, "key refresh": c.KeyRefresh,
+		"back-channel timeout": c.BackChannelTimeout,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("saml: %s %s: must not be negative", name, d))
@@ -176,6 +189,7 @@ func (c Config) withDefaults() Config {
 	def(&d.AddressLockout, DefaultAddressLockout)
 	def(&d.HashWait, DefaultHashWait)
 	def(&d.KeyRefresh, DefaultKeyRefresh)
+	def(&d.BackChannelTimeout, DefaultBackChannelTimeout)
 	if d.AccountLimit == 0 {
 		d.AccountLimit = DefaultAccountLimit
 	}

@@ -552,6 +552,9 @@ func (p *IdP) serveSLO(w http.ResponseWriter, r *http.Request) {
 		if req, err := saml.NewIdpLogoutRequest(idp, r); err == nil {
 			if err := req.Validate(); err == nil && req.Request.NameID != nil {
 				ctx = context.WithValue(ctx, ctxLogoutUser, req.Request.NameID.Value)
+				// The other SPs with a SOAP endpoint are logged out server to
+				// server first; crewjam walks the browser through the rest.
+				ctx = p.sloBackChannel(r.WithContext(ctx), idp, req)
 			}
 		}
 	}
@@ -613,7 +616,17 @@ func (p *IdP) serveLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, p.cookie(p.cookies.session, "", -1))
-	idp.StartLogout(p.logoutWriter(w, idp), r, p.toSAML(s, s.UserID), "")
+	// SPs with a SOAP endpoint are logged out server to server, all at once;
+	// crewjam walks the browser through the others only.
+	parts, err := p.cfg.Sessions.Participants(ctx, hash)
+	if err != nil {
+		p.requestLog(r).Error("logout: session participants", "err", err)
+	}
+	bc := p.backChannelLogout(ctx, r, idp, parts, "")
+	if len(bc.failed) > 0 {
+		idp.LogoutCompleteTemplate = logoutCompleteTemplate(bc.failed)
+	}
+	idp.StartLogout(p.logoutWriter(w, idp), r.WithContext(withBackChannel(ctx, bc)), p.toSAML(s, s.UserID), "")
 	if err := p.cfg.Sessions.DeleteSession(ctx, hash); err != nil {
 		p.requestLog(r).Error("end session", "err", err)
 	}

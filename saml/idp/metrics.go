@@ -29,6 +29,8 @@ type metrics struct {
 	responses *prometheus.CounterVec
 	signing   *prometheus.HistogramVec
 	refusals  *prometheus.CounterVec
+	// backChannel counts SOAP LogoutRequests sent to SPs (backchannel.go).
+	backChannel *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -50,6 +52,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "connect_hub_saml_refusals_total",
 			Help: "SAML requests refused with an error page, by reason.",
 		}, []string{"reason"}),
+		backChannel: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "connect_hub_saml_backchannel_logouts_total",
+			Help: "Back-channel (SOAP) LogoutRequests sent to service providers when a hub session ends, by result (success, failed).",
+		}, []string{"result"}),
 	}
 	for _, r := range []string{resultSuccess, resultBad, resultLocked, resultThrottled, resultSuspended, resultCSRF, resultBusy, resultError, resultUpstream, resultUpstreamUnknown} {
 		m.logins.WithLabelValues(r)
@@ -57,8 +63,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, k := range []string{"sso", "idp_initiated", "error"} {
 		m.responses.WithLabelValues(k)
 	}
+	for _, r := range []string{backChannelSuccess, backChannelFailed} {
+		m.backChannel.WithLabelValues(r)
+	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.logins, m.responses, m.signing, m.refusals} {
+		for _, c := range []prometheus.Collector{m.logins, m.responses, m.signing, m.refusals, m.backChannel} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -374,6 +374,9 @@ func (sp *sessionProvider) SessionParticipants(r *http.Request, match func(*saml
 			return nil, err
 		}
 		for _, pt := range parts {
+			if backChannelHandled(r.Context(), pt.ServiceProvider) {
+				continue // already logged out server to server
+			}
 			out = append(out, saml.SessionParticipant{
 				ServiceProviderID: pt.ServiceProvider,
 				NameID: saml.NameID{

@@ -148,6 +148,7 @@ func (s *SP) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathACS, s.serveACS)
 	mux.HandleFunc("GET "+PathSLO, s.serveSLO)
 	mux.HandleFunc("POST "+PathSLO, s.serveSLO)
+	mux.HandleFunc("POST "+PathSLOSOAP, s.serveSOAPLogout)
 	mux.HandleFunc("GET "+PathLogin, s.serveLoginPage)
 	mux.HandleFunc("POST "+PathLogin, s.serveLocalLogin)
 	mux.HandleFunc("GET "+PathLogout, s.serveLogout)
@@ -425,6 +426,7 @@ func (s *SP) Metadata(ctx context.Context) ([]byte, error) {
 		Clock:                            s.dclock,
 	}
 	ed := base.Metadata()
+	s.addSOAPLogout(ed)
 	have := map[string]bool{string(s.key.cert.Raw): true}
 	for _, h := range hubs {
 		if have[string(h.sp.Certificate.Raw)] {

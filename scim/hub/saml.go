@@ -51,6 +51,13 @@ type SAMLConfig struct {
 	// login throttle believes; without them every login behind a proxy
 	// would count against the proxy's address.
 	TrustedProxies []netip.Prefix
+	// BackChannelClient sends back-channel (SOAP) LogoutRequests to bridges
+	// when a hub session ends; nil means a plain client (redirects are never
+	// followed). Tests use it to reach bridges on loopback.
+	BackChannelClient *http.Client
+	// BackChannelTimeout bounds each of them (idp.DefaultBackChannelTimeout,
+	// 3 s); they run concurrently.
+	BackChannelTimeout time.Duration
 	// GC is the garbage-collector tuning `hub serve` applies to its process
 	// with TuneGC (saml_gc.go: chosen for signed-response throughput under
 	// a bounded memory); New does not apply it, the process is the caller's.
@@ -110,7 +117,7 @@ func (c SAMLConfig) validate() error {
 	if _, err := idp.NormalizeAlgorithm(c.Algorithm); err != nil {
 		errs = append(errs, fmt.Errorf("saml: %w", err))
 	}
-	for _, d := range []time.Duration{c.SessionLifetime, c.AccountWindow, c.AccountLockout, c.AddressWindow, c.AddressLockout} {
+	for _, d := range []time.Duration{c.SessionLifetime, c.AccountWindow, c.AccountLockout, c.AddressWindow, c.AddressLockout, c.BackChannelTimeout} {
 		if d < 0 {
 			errs = append(errs, errors.New("saml: durations must not be negative"))
 			break
@@ -169,6 +176,9 @@ func (s *Server) mountSAML(mux *http.ServeMux, c Config) error {
 		StartRate:           c.SAML.StartRate,
 		StartBurst:          c.SAML.StartBurst,
 		ClientIP:            c.SAML.clientIP,
+		BackChannelClient:   c.SAML.BackChannelClient,
+		BackChannelTimeout:  c.SAML.BackChannelTimeout,
+		InsecureBackChannel: c.InsecureHTTP,
 		Logger:              c.Logger.With("component", "saml"),
 		Registerer:          c.Registry,
 		Clock:               c.Clock,
