@@ -12,15 +12,18 @@ import "runtime/debug"
 // round trip. Collecting when the heap has grown by 400% divides the
 // number of cycles by about four; the soft memory limit makes the collector
 // run sooner whenever the heap nears it, so a large sync in the same process
-// stays bounded. docs/benchmarks.md ("SSO round trip") has the measurements.
+// stays within the bridge's RSS budget (150 MB during a 100,000-user initial
+// sync, whose live heap is a few tens of megabytes). docs/benchmarks.md
+// ("SSO round trip") has the measurements.
 const (
 	// DefaultGCPercent is the serving bridge's GOGC.
 	DefaultGCPercent = 400
 	// DefaultMemoryLimit is the serving bridge's soft memory limit
-	// (GOMEMLIMIT), in bytes. Raise it with the heap a large deployment
-	// needs: a live heap above the limit makes the collector run
-	// continuously (the runtime caps it at half the CPU).
-	DefaultMemoryLimit = 256 << 20
+	// (GOMEMLIMIT), in bytes. Raise it (GOMEMLIMIT) with the heap a large
+	// deployment needs, e.g. a session cache of many thousands of users: a
+	// live heap near the limit makes the collector run continuously (the
+	// runtime caps it at half the CPU).
+	DefaultMemoryLimit = 128 << 20
 )
 
 // GCSettings tune the garbage collector of the serving bridge process. A zero
