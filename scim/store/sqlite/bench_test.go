@@ -213,6 +213,7 @@ func BenchmarkCreateUser(b *testing.B) {
 	base := time.Now().UnixNano()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b)()
 	for i := 0; b.Loop(); i++ {
 		u := benchUser(i)
 		u.UserName = fmt.Sprintf("new-%d-%d", base, i)
