@@ -23,6 +23,13 @@
 //	GET, POST /logout                 confirm, then end the hub session and send
 //	                                  LogoutRequests to the SPs it was used for
 //
+// Single logout reaches the SPs of the ending session whose registered
+// metadata lists a SOAP SingleLogoutService over the back channel first
+// (backchannel.go: signed SOAP LogoutRequests, concurrently, each bounded by
+// Config.BackChannelTimeout, no redirects followed), so that one SP that is
+// down never stops the logout of the others; crewjam then sends the browser
+// only to the SPs that have no SOAP endpoint.
+//
 // With an upstream enterprise IdP (`hub serve --upstream-metadata URL_OR_FILE
 // --upstream-name NAME [--upstream-match-attribute ATTR[=FIELD]]
 // [--upstream-create-users]`), the hub is also a SAML SP of that IdP:
