@@ -3,6 +3,7 @@ package idp
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
@@ -33,7 +34,11 @@ import (
 // without a SOAP endpoint (front channel), which is where a site that is
 // down would stop the chain. crewjam can send SOAP logouts itself, but one
 // participant at a time and, when one fails, falls back to sending the
-// browser there, which is exactly what a dead bridge must not get.
+// browser there, which is exactly what a dead bridge must not get. Here
+// only an SP that is up (it answered, with an error or a bad message, or
+// showed a certificate the hub does not trust) is left to crewjam and the
+// browser; an unreachable or silent one is given up on, logged, counted and
+// named on the hub's logged-out page.
 
 // DefaultBackChannelTimeout bounds one back-channel LogoutRequest: connect,
 // send, and read the answer.
@@ -46,7 +51,11 @@ const maxSOAPAnswer = 64 << 10
 // connect_hub_saml_backchannel_logouts_total).
 const (
 	backChannelSuccess = "success" // the SP answered with a valid signed Success
-	backChannelFailed  = "failed"  // unreachable, timed out, refused or a bad answer
+	backChannelFailed  = "failed"  // unreachable or timed out: given up, the browser is not sent there
+	// backChannelFront: the SP is up but the back channel did not log it
+	// out (an error status, a bad answer, a certificate the hub does not
+	// trust); the browser is sent there, as to an SP without SOAP.
+	backChannelFront = "front_channel"
 )
 
 // ctxBackChannel carries the entity IDs of the service providers already
@@ -56,8 +65,31 @@ const ctxBackChannel ctxKey = 100
 
 // backChannelResult is what a back-channel logout did.
 type backChannelResult struct {
-	handled map[string]bool // SP entity IDs sent a SOAP LogoutRequest
-	failed  []string        // those that did not confirm
+	handled map[string]bool // SP entity IDs done with: logged out, or unreachable
+	failed  []string        // the unreachable ones
+}
+
+// answeredError is a back-channel failure after the SP answered: it is up,
+// so the browser can log it out instead.
+type answeredError struct{ err error }
+
+func (e answeredError) Error() string { return e.err.Error() }
+func (e answeredError) Unwrap() error { return e.err }
+
+// reachable reports whether a back-channel failure shows the SP up: it
+// answered, or it presented a certificate the hub does not trust (that the
+// browser may). A refused or reset connection, a name that does not resolve
+// or a timeout mean it is down, and sending the browser there would stop the
+// logout of the SPs after it.
+func reachable(err error) bool {
+	var (
+		answered answeredError
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &answered) || errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 // withBackChannel returns ctx marked with the SPs res handled.
@@ -168,7 +200,7 @@ func (p *IdP) backChannelLogout(ctx context.Context, r *http.Request, idp *saml.
 	if len(jobs) == 0 {
 		return res
 	}
-	client := p.backChannelClient()
+	client := p.backChannel
 	errs := make([]error, len(jobs))
 	took := make([]time.Duration, len(jobs))
 	var wg sync.WaitGroup
@@ -185,8 +217,14 @@ func (p *IdP) backChannelLogout(ctx context.Context, r *http.Request, idp *saml.
 	}
 	wg.Wait()
 	for i, j := range jobs {
-		if errs[i] != nil {
-			log.Warn("back-channel logout failed", "sp", j.sp, "location", j.location, "took", took[i].Round(time.Millisecond), "err", errs[i])
+		switch err := errs[i]; {
+		case err != nil && reachable(err):
+			log.Warn("back-channel logout failed; the browser is sent there", "sp", j.sp, "location", j.location, "took", took[i].Round(time.Millisecond), "err", err)
+			p.m.backChannel.WithLabelValues(backChannelFront).Inc()
+			delete(res.handled, j.sp)
+			continue
+		case err != nil:
+			log.Warn("back-channel logout failed", "sp", j.sp, "location", j.location, "took", took[i].Round(time.Millisecond), "err", err)
 			p.m.backChannel.WithLabelValues(backChannelFailed).Inc()
 			res.failed = append(res.failed, j.sp)
 			continue
@@ -260,12 +298,15 @@ func (p *IdP) sendSOAPLogout(ctx context.Context, c *http.Client, location strin
 		return fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP status %d", resp.StatusCode)
+		return answeredError{fmt.Errorf("HTTP status %d", resp.StatusCode)}
 	}
 	if len(raw) > maxSOAPAnswer {
-		return errors.New("answer too large")
+		return answeredError{errors.New("answer too large")}
 	}
-	return p.checkSOAPLogoutResponse(raw, sp, ed, requestID)
+	if err := p.checkSOAPLogoutResponse(raw, sp, ed, requestID); err != nil {
+		return answeredError{err}
+	}
+	return nil
 }
 
 // checkSOAPLogoutResponse validates a SOAP answer to the LogoutRequest

@@ -28,7 +28,8 @@
 // (backchannel.go: signed SOAP LogoutRequests, concurrently, each bounded by
 // Config.BackChannelTimeout, no redirects followed), so that one SP that is
 // down never stops the logout of the others; crewjam then sends the browser
-// only to the SPs that have no SOAP endpoint.
+// only to the SPs that have no SOAP endpoint, or that are up but whose SOAP
+// answer failed.
 //
 // With an upstream enterprise IdP (`hub serve --upstream-metadata URL_OR_FILE
 // --upstream-name NAME [--upstream-match-attribute ATTR[=FIELD]]

@@ -55,6 +55,9 @@ type IdP struct {
 	up        *upstream // nil without an upstream IdP
 	cookies   cookieNames
 	starts    *startLimiter // nil when StartRate < 0
+	// backChannel sends SOAP LogoutRequests (backchannel.go; crewjam's
+	// own SOAP attempts use it too).
+	backChannel *http.Client
 }
 
 // spCacheTTL is how long a registered SP's parsed metadata is used without
@@ -106,6 +109,7 @@ func New(cfg Config) (*IdP, error) {
 		p.keys.static = newSigningKey("static", alg, signer, cert, time.Time{})
 	}
 	p.dummyHash = dummyArgon2Hash
+	p.backChannel = p.backChannelClient()
 	if c.StartRate > 0 {
 		p.starts = newStartLimiter(c.StartRate, c.StartBurst, startTracked)
 	}
@@ -204,6 +208,7 @@ func (p *IdP) provider(ctx context.Context, validateAt time.Time) (*saml.Identit
 		NameIDFormats:           []saml.NameIDFormat{saml.PersistentNameIDFormat},
 		LogoutBindings:          []string{saml.HTTPRedirectBinding, saml.HTTPPostBinding},
 		OnError:                 p.onError,
+		HTTPClient:              p.backChannel,
 	}, nil
 }
 

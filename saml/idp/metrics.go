@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 		backChannel: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "connect_hub_saml_backchannel_logouts_total",
-			Help: "Back-channel (SOAP) LogoutRequests sent to service providers when a hub session ends, by result (success, failed).",
+			Help: "Back-channel (SOAP) LogoutRequests sent to service providers when a hub session ends, by result (success, failed, front_channel).",
 		}, []string{"result"}),
 	}
 	for _, r := range []string{resultSuccess, resultBad, resultLocked, resultThrottled, resultSuspended, resultCSRF, resultBusy, resultError, resultUpstream, resultUpstreamUnknown} {
@@ -63,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, k := range []string{"sso", "idp_initiated", "error"} {
 		m.responses.WithLabelValues(k)
 	}
-	for _, r := range []string{backChannelSuccess, backChannelFailed} {
+	for _, r := range []string{backChannelSuccess, backChannelFailed, backChannelFront} {
 		m.backChannel.WithLabelValues(r)
 	}
 	if reg != nil {

@@ -247,6 +247,45 @@ func TestBackChannelLogout(t *testing.T) {
 	}
 }
 
+// TestBackChannelLogoutFallback: a bridge that is up but whose SOAP
+// endpoint fails (here: HTTP 500) is not given up on: the hub sends the
+// browser there with a LogoutRequest, as to an SP without SOAP, and the
+// logout still ends on the page of the bridge it started at.
+func TestBackChannelLogoutFallback(t *testing.T) {
+	m := newMultiBridge(t, false, 3)
+	b := m.env.browser(t)
+	for i := range m.sites {
+		m.login(t, b, i)
+	}
+	site3 := m.sps[2].Handler()
+	m.sites[2].Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == PathSLOSOAP {
+			http.Error(w, "state store down", http.StatusInternalServerError)
+			return
+		}
+		site3.ServeHTTP(w, r)
+	})
+	req, _ := http.NewRequest("GET", m.sites[1].URL+PathLogout, nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, body := b.do(req, true)
+	if resp.Request.URL.Host != strings.TrimPrefix(m.sites[1].URL, "https://") || resp.Request.URL.Path != PathLogin || !strings.Contains(body, "You have been logged out.") {
+		t.Fatalf("final page: %s %d %s", resp.Request.URL, resp.StatusCode, body)
+	}
+	for i := range m.sites {
+		if got := m.auth(b, i); got != http.StatusUnauthorized {
+			t.Errorf("site %d session after single logout: %d", i+1, got)
+		}
+	}
+	for result, want := range map[string]float64{"success": 1, "front_channel": 1, "failed": 0} {
+		if got := gathered(t, m.hubReg, "connect_hub_saml_backchannel_logouts_total", "result", result); got != want {
+			t.Errorf("hub back-channel %s = %v, want %v", result, got, want)
+		}
+	}
+	if got := gathered(t, m.regs[2], "connect_bridge_sso_logouts_total", "kind", "from_hub"); got != 1 {
+		t.Errorf("site 3 logouts{from_hub} = %v (through the browser)", got)
+	}
+}
+
 // TestBackChannelLogoutFromHub: logout at the hub's own page logs every
 // bridge with a SOAP endpoint out server to server; the browser gets the
 // final page at once (no redirect or form to any bridge), and it names the
