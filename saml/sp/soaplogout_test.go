@@ -78,7 +78,8 @@ func bridgeState(tb testing.TB, useRedis bool, i int) state.State {
 	return st
 }
 
-func newMultiBridge(tb testing.TB, useRedis bool, n int) *multiBridge {
+// alg is the hub's signing algorithm ("" for RSA, "ecdsa").
+func newMultiBridge(tb testing.TB, useRedis bool, n int, alg string) *multiBridge {
 	tb.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, "sqlite:"+filepath.Join(tb.TempDir(), "hub.db"), sqlite.Options{})
@@ -99,7 +100,7 @@ func newMultiBridge(tb testing.TB, useRedis bool, n int) *multiBridge {
 		Listen: "127.0.0.1:0", URL: hubSrv.URL, Name: "Connect Hub", Store: st,
 		Logger:   slog.New(slog.NewTextHandler(m.hubLog, nil)),
 		Registry: m.hubReg, Version: "test",
-		SAML: hub.SAMLConfig{BackChannelClient: backChannel},
+		SAML: hub.SAMLConfig{BackChannelClient: backChannel, Algorithm: alg},
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -180,7 +181,7 @@ func TestBackChannelLogout(t *testing.T) {
 	for _, down := range []string{"stopped", "hanging"} {
 		t.Run(down, func(t *testing.T) {
 			backends(t, func(t *testing.T, useRedis bool) {
-				m := newMultiBridge(t, useRedis, 3)
+				m := newMultiBridge(t, useRedis, 3, "")
 				b := m.env.browser(t)
 				for i := range m.sites {
 					m.login(t, b, i)
@@ -247,51 +248,120 @@ func TestBackChannelLogout(t *testing.T) {
 	}
 }
 
-// TestBackChannelLogoutFallback: a bridge that is up but whose SOAP
-// endpoint fails (here: HTTP 500) is not given up on: the hub sends the
-// browser there with a LogoutRequest, as to an SP without SOAP, and the
-// logout still ends on the page of the bridge it started at.
+// TestBackChannelLogoutFallback: a bridge that is up but whose SOAP answer
+// fails (HTTP 500; a LogoutResponse that is unsigned, or signed by a key
+// that is not in its registered metadata) is not counted as logged out, nor
+// given up on: the hub sends the browser there with a LogoutRequest, as to
+// an SP without SOAP, and the logout still ends on the page of the bridge
+// it started at.
 func TestBackChannelLogoutFallback(t *testing.T) {
-	m := newMultiBridge(t, false, 3)
-	b := m.env.browser(t)
-	for i := range m.sites {
-		m.login(t, b, i)
-	}
-	site3 := m.sps[2].Handler()
-	m.sites[2].Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == PathSLOSOAP {
+	otherKey, otherCert := testKeyPair(t, 3)
+	for _, tt := range []struct {
+		name   string
+		answer func(t *testing.T, w http.ResponseWriter, r *http.Request, issuer string)
+	}{
+		{"http 500", func(t *testing.T, w http.ResponseWriter, r *http.Request, issuer string) {
 			http.Error(w, "state store down", http.StatusInternalServerError)
-			return
-		}
-		site3.ServeHTTP(w, r)
-	})
-	req, _ := http.NewRequest("GET", m.sites[1].URL+PathLogout, nil)
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	resp, body := b.do(req, true)
-	if resp.Request.URL.Host != strings.TrimPrefix(m.sites[1].URL, "https://") || resp.Request.URL.Path != PathLogin || !strings.Contains(body, "You have been logged out.") {
-		t.Fatalf("final page: %s %d %s", resp.Request.URL, resp.StatusCode, body)
-	}
-	for i := range m.sites {
-		if got := m.auth(b, i); got != http.StatusUnauthorized {
-			t.Errorf("site %d session after single logout: %d", i+1, got)
-		}
-	}
-	for result, want := range map[string]float64{"success": 1, "front_channel": 1, "failed": 0} {
-		if got := gathered(t, m.hubReg, "connect_hub_saml_backchannel_logouts_total", "result", result); got != want {
-			t.Errorf("hub back-channel %s = %v, want %v", result, got, want)
-		}
-	}
-	if got := gathered(t, m.regs[2], "connect_bridge_sso_logouts_total", "kind", "from_hub"); got != 1 {
-		t.Errorf("site 3 logouts{from_hub} = %v (through the browser)", got)
+		}},
+		{"unsigned", func(t *testing.T, w http.ResponseWriter, r *http.Request, issuer string) {
+			writeLogoutResponse(t, w, r, issuer, nil, nil)
+		}},
+		{"wrong key", func(t *testing.T, w http.ResponseWriter, r *http.Request, issuer string) {
+			writeLogoutResponse(t, w, r, issuer, otherKey, otherCert)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMultiBridge(t, false, 3, "")
+			b := m.env.browser(t)
+			for i := range m.sites {
+				m.login(t, b, i)
+			}
+			site3 := m.sps[2].Handler()
+			m.sites[2].Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == PathSLOSOAP {
+					tt.answer(t, w, r, m.sps[2].EntityID())
+					return
+				}
+				site3.ServeHTTP(w, r)
+			})
+			req, _ := http.NewRequest("GET", m.sites[1].URL+PathLogout, nil)
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			resp, body := b.do(req, true)
+			if resp.Request.URL.Host != strings.TrimPrefix(m.sites[1].URL, "https://") || resp.Request.URL.Path != PathLogin || !strings.Contains(body, "You have been logged out.") {
+				t.Fatalf("final page: %s %d %s", resp.Request.URL, resp.StatusCode, body)
+			}
+			for i := range m.sites {
+				if got := m.auth(b, i); got != http.StatusUnauthorized {
+					t.Errorf("site %d session after single logout: %d", i+1, got)
+				}
+			}
+			for result, want := range map[string]float64{"success": 1, "front_channel": 1, "failed": 0} {
+				if got := gathered(t, m.hubReg, "connect_hub_saml_backchannel_logouts_total", "result", result); got != want {
+					t.Errorf("hub back-channel %s = %v, want %v", result, got, want)
+				}
+			}
+			if got := gathered(t, m.regs[2], "connect_bridge_sso_logouts_total", "kind", "from_hub"); got != 1 {
+				t.Errorf("site 3 logouts{from_hub} = %v (through the browser)", got)
+			}
+		})
 	}
 }
 
-// TestBackChannelLogoutFromHub: logout at the hub's own page logs every
-// bridge with a SOAP endpoint out server to server; the browser gets the
-// final page at once (no redirect or form to any bridge), and it names the
-// bridge that did not confirm.
+// writeLogoutResponse answers the SOAP LogoutRequest r with a Success
+// LogoutResponse from issuer, signed with keyPEM (nil: unsigned).
+func writeLogoutResponse(t *testing.T, w http.ResponseWriter, r *http.Request, issuer string, keyPEM, certPEM []byte) {
+	doc := etree.NewDocument()
+	if _, err := doc.ReadFrom(r.Body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	lr := doc.FindElement("//LogoutRequest")
+	if lr == nil {
+		http.Error(w, "no LogoutRequest", http.StatusBadRequest)
+		return
+	}
+	resp := &saml.LogoutResponse{
+		ID: "id-" + newToken(), InResponseTo: lr.SelectAttrValue("ID", ""), Version: "2.0", IssueInstant: time.Now().UTC(),
+		Issuer: &saml.Issuer{Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:entity", Value: issuer},
+		Status: saml.Status{StatusCode: saml.StatusCode{Value: saml.StatusSuccess}},
+	}
+	el := resp.Element()
+	if keyPEM != nil {
+		kp, err := parseKeyPair(keyPEM, certPEM)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		sc, err := dsig.NewSigningContext(kp.signer, [][]byte{kp.cert.Raw})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+		if el, err = sc.SignEnveloped(el); err != nil {
+			t.Error(err)
+			return
+		}
+	}
+	env := etree.NewElement("soapenv:Envelope")
+	env.CreateAttr("xmlns:soapenv", "http://schemas.xmlsoap.org/soap/envelope/")
+	env.CreateElement("soapenv:Body").AddChild(el)
+	out := etree.NewDocument()
+	out.SetRoot(env)
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	_, _ = out.WriteTo(w)
+}
+
+// The hub signs with RSA, or with ECDSA (r || s signatures the bridge
+// converts before verifying).
 func TestBackChannelLogoutFromHub(t *testing.T) {
-	m := newMultiBridge(t, false, 3)
+	for _, alg := range []string{"rsa", "ecdsa"} {
+		t.Run(alg, func(t *testing.T) { testBackChannelLogoutFromHub(t, alg) })
+	}
+}
+
+func testBackChannelLogoutFromHub(t *testing.T, alg string) {
+	m := newMultiBridge(t, false, 3, alg)
 	b := m.env.browser(t)
 	for i := range m.sites {
 		m.login(t, b, i)
