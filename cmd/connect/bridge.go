@@ -341,10 +341,10 @@ func selectTasks(c *cli.Context) ([]string, error) {
 
 // syncGCPercent is the GOGC of `bridge sync`, under the serving bridge's soft
 // memory limit (sso.DefaultMemoryLimit). An initial sync of 100,000 users
-// allocates ~5 GB around a live heap of ~20 MB: at GOGC 100 the collector
-// took a sixth of the process CPU; 200 saves most of that (sync CPU 6.6 →
-// 5.6 s) at 101 MB peak RSS, where 400 saves no more and peaks at 137 MB
-// (docs/benchmarks.md, "Bridge").
+// allocates ~2 GB around a live heap of ~20 MB: at GOGC 100 the collector
+// takes about a tenth of the sync's CPU; 200 saves most of that (process CPU
+// 6.7 → 6.0 s, medians of 6) at ~100 MB peak RSS, where 400 saves no more
+// and peaks at 137 MB (docs/benchmarks.md, "Bridge").
 const syncGCPercent = 200
 
 // tuneSyncGC applies the collector settings of `bridge sync`; an operator's
