@@ -343,8 +343,9 @@ func selectTasks(c *cli.Context) ([]string, error) {
 // memory limit (sso.DefaultMemoryLimit). An initial sync of 100,000 users
 // allocates ~2 GB around a live heap of ~20 MB: at GOGC 100 the collector
 // takes about a tenth of the sync's CPU; 200 saves most of that (process CPU
-// 6.7 → 6.0 s, medians of 6) at ~100 MB peak RSS, where 400 saves no more
-// and peaks at 137 MB (docs/benchmarks.md, "Bridge").
+// 5.9 → 5.45 s, ratio to fetch+decode 1.65 → 1.56) at ~100 MB peak RSS,
+// where 400 saves 0.35 s more but peaks at 137 MB against the 150 MB budget
+// (docs/benchmarks.md, "Bridge").
 const syncGCPercent = 200
 
 // tuneSyncGC applies the collector settings of `bridge sync`; an operator's
