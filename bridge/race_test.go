@@ -19,7 +19,8 @@ import (
 // it sees (whichever is named), to force an interleaving of the two tasks.
 type hookTarget struct {
 	bridge.Target
-	at   string // "put-group" or "set-members"
+	at   string // "put-group", "set-members" or "second-page"
+	puts int
 	once sync.Once
 	hook func()
 }
@@ -29,6 +30,16 @@ func (h *hookTarget) PutGroup(ctx context.Context, actor local.Actor, g local.Gr
 		h.once.Do(h.hook)
 	}
 	return h.Target.PutGroup(ctx, actor, g)
+}
+
+func (h *hookTarget) PutAccounts(ctx context.Context, puts []local.Put) ([]local.Result, error) {
+	if h.at == "second-page" {
+		h.puts++
+		if h.puts == 2 {
+			h.once.Do(h.hook)
+		}
+	}
+	return h.Target.PutAccounts(ctx, puts)
 }
 
 func (h *hookTarget) SetMembers(ctx context.Context, actor local.Actor, groupID string, ids []string) (int, int, error) {
@@ -92,5 +103,46 @@ func TestUsersAndCollectionsRace(t *testing.T) {
 				t.Fatalf("second pass changed members:\n%s", planText(p))
 			}
 		})
+	}
+}
+
+// TestUsersRunLooksAgainForNewGroups: a users run that found no local group
+// for a member on its first page, while the collections task makes that
+// group (and reads its members' accounts) before the run's second page makes
+// another member's account: the run looks again at its end and joins it.
+func TestUsersRunLooksAgainForNewGroups(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	us := e.hub.CreateUsers(t, "late", 2)
+	g := e.hub.CreateGroup(t, "Late group", "audience", us[0].ID, us[1].ID)
+
+	e.reg = prometheus.NewRegistry()
+	groups := e.newEngine(50, 2*time.Second) // the same directory and state
+	ht := &hookTarget{Target: e.dir, at: "second-page"}
+	ht.hook = func() {
+		if _, err := groups.RunTask(e.ctx, e.srv.ID, bridge.TaskCollections, bridge.RunOptions{Full: true}); err != nil {
+			t.Errorf("collections task: %v", err)
+		}
+	}
+	users, err := bridge.New(bridge.Config{
+		Target: ht, Records: e.dir, State: e.st,
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Clock:      e.clk.now,
+		Registerer: prometheus.NewRegistry(),
+		PageSize:   1, // one user a page: the group is made between the two
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := users.RunTask(e.ctx, e.srv.ID, bridge.TaskUsers, bridge.RunOptions{Full: true}); err != nil {
+		t.Fatal(err)
+	}
+	if ht.puts < 2 {
+		t.Fatalf("the users run wrote %d pages, want 2", ht.puts)
+	}
+	_, members := e.group(g.ID)
+	want := []string{e.account(us[0].ID).Username, e.account(us[1].ID).Username}
+	slices.Sort(want)
+	if !slices.Equal(members, want) {
+		t.Fatalf("members after both tasks: %v, want %v", members, want)
 	}
 }

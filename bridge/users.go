@@ -104,7 +104,20 @@ type userPager struct {
 	// groups caches hub group id → local group id ("" when there is none yet)
 	// for joining new accounts to their groups.
 	groups map[string]string
+	// deferred holds, per hub group that had no local group when looked up,
+	// the accounts this run made for its members: the group may be made
+	// after the lookup (by the collections task, which reads the members'
+	// accounts only once it made the group), so the run looks again at its
+	// end (finishJoins). deferredN counts the ids; past maxDeferred they are
+	// dropped and the next collections run is made a full pass instead.
+	deferred      map[string][]string
+	deferredN     int
+	deferOverflow bool
 }
+
+// maxDeferred bounds the account ids a run keeps for groups not made yet
+// (about 5 MB).
+const maxDeferred = 100_000
 
 func (r *run) newUserPager(p *Plan, full bool) *userPager {
 	g := &userPager{r: r, p: p, full: full, claimed: map[string]string{}, total: -1, groups: map[string]string{}}
@@ -454,13 +467,24 @@ func (g *userPager) join(ctx context.Context, joins map[string][]string) {
 			switch {
 			case err == nil && lg.Locked:
 				lid = lg.ID
-			case err != nil && !errors.Is(err, local.ErrNotFound):
+			case errors.Is(err, local.ErrNotFound):
+				if g.deferred == nil {
+					g.deferred = map[string][]string{}
+				}
+				g.deferred[hubGroup] = nil
+			case err != nil:
 				r.e.log.Warn("join new accounts to their group", "server", r.srv.ID, "hub_group", hubGroup, "err", err)
 				continue
 			}
 			g.groups[hubGroup] = lid
 		}
 		if lid == "" {
+			if have, missing := g.deferred[hubGroup]; missing && !g.deferOverflow {
+				g.deferred[hubGroup] = append(have, ids...)
+				if g.deferredN += len(ids); g.deferredN > maxDeferred {
+					g.deferOverflow, g.deferred = true, map[string][]string{}
+				}
+			}
 			continue
 		}
 		for start := 0; start < len(ids); start += local.MaxBatch {
@@ -474,11 +498,45 @@ func (g *userPager) join(ctx context.Context, joins map[string][]string) {
 
 // flush writes the pending links with cursors in one batch.
 func (g *userPager) flush(ctx context.Context, extra []state.Link, cursors map[string]string) error {
+	if cursors != nil && g.finishJoins(ctx) {
+		// Too many deferred joins to keep: the next collections run reads
+		// every group's members again.
+		cursors[curGroupsFull] = ""
+	}
 	_, err := g.r.applyLinks(ctx, state.KindUser, append(g.pending, extra...), nil, nil, cursors)
 	if err == nil {
 		g.pending = g.pending[:0]
 	}
 	return err
+}
+
+// finishJoins, at the end of a run, looks again for the groups that had no
+// local group when the run's new accounts were to join them, and joins the
+// accounts to those made since. A group made after this look is made by a
+// collections run that reads the members' accounts after making it, and
+// finds these. It reports whether ids were dropped (deferOverflow).
+func (g *userPager) finishJoins(ctx context.Context) bool {
+	r := g.r
+	for hubGroup, ids := range g.deferred {
+		if len(ids) == 0 {
+			continue
+		}
+		lg, err := r.e.cfg.Target.GroupByHubID(ctx, r.srv.ID, hubGroup)
+		if err != nil || !lg.Locked {
+			if err != nil && !errors.Is(err, local.ErrNotFound) {
+				r.e.log.Warn("join new accounts to their group", "server", r.srv.ID, "hub_group", hubGroup, "err", err)
+			}
+			continue
+		}
+		for start := 0; start < len(ids); start += local.MaxBatch {
+			if _, err := r.e.cfg.Target.AddMembers(ctx, local.ActorConnect, lg.ID, ids[start:min(start+local.MaxBatch, len(ids))]); err != nil {
+				r.e.log.Warn("join new accounts to their group", "server", r.srv.ID, "hub_group", hubGroup, "err", err)
+				break
+			}
+		}
+	}
+	g.deferred, g.deferredN = nil, 0
+	return g.deferOverflow
 }
 
 // onlyOwn reports whether a fresh run can skip looking for accounts of this
