@@ -3,11 +3,13 @@ package sp
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -219,16 +221,7 @@ func (s *SP) sloRequest(w http.ResponseWriter, r *http.Request) {
 		if cur := s.currentSessionRaw(r); cur != nil && cur.Hub == h.hub.ID && cur.Subject == sub {
 			s.clearCookie(w, s.sessionCookie, "/")
 		}
-		n, err := s.cfg.Sessions.DeleteSessions(ctx, h.hub.ID, sub)
-		s.cache.evictSubject(h.hub.ID, sub)
-		if err != nil {
-			log.Error("slo: could not end the sessions", "subject", sub, "err", err)
-			status.StatusCode.Value = saml.StatusResponder
-			s.m.logout(logoutHubFailed)
-		} else {
-			log.Info("slo: sessions ended by the hub", "subject", sub, "sessions", n)
-			s.m.logout(logoutFromHub)
-		}
+		status.StatusCode.Value = s.endHubSessions(ctx, log, h.hub.ID, sub)
 	}
 	relay := r.Form.Get("RelayState")
 	w.Header().Set("Cache-Control", "no-store")
@@ -250,6 +243,22 @@ func (s *SP) sloRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write(body)
+}
+
+// endHubSessions ends the sessions of sub from hub, as a logout request of
+// that hub asks (front or back channel), and returns the status code to
+// answer it with.
+func (s *SP) endHubSessions(ctx context.Context, log *slog.Logger, hub, sub string) string {
+	n, err := s.cfg.Sessions.DeleteSessions(ctx, hub, sub)
+	s.cache.evictSubject(hub, sub)
+	if err != nil {
+		log.Error("slo: could not end the sessions", "subject", sub, "err", err)
+		s.m.logout(logoutHubFailed)
+		return saml.StatusResponder
+	}
+	log.Info("slo: sessions ended by the hub", "subject", sub, "sessions", n)
+	s.m.logout(logoutFromHub)
+	return saml.StatusSuccess
 }
 
 // currentSessionRaw reads the browser's session record without resetting its

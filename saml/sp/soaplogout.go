@@ -84,16 +84,7 @@ func (s *SP) serveSOAPLogout(w http.ResponseWriter, r *http.Request) {
 		s.m.logout(logoutHubRefused)
 	} else {
 		sub := lr.NameID.Value
-		n, err := s.cfg.Sessions.DeleteSessions(ctx, h.hub.ID, sub)
-		s.cache.evictSubject(h.hub.ID, sub)
-		if err != nil {
-			log.Error("slo: could not end the sessions", "subject", sub, "err", err)
-			status.StatusCode.Value = saml.StatusResponder
-			s.m.logout(logoutHubFailed)
-		} else {
-			log.Info("slo: sessions ended by the hub", "subject", sub, "sessions", n)
-			s.m.logout(logoutFromHub)
-		}
+		status.StatusCode.Value = s.endHubSessions(ctx, log, h.hub.ID, sub)
 	}
 	resp, err := spc.MakeSOAPLogoutResponse(lr.ID, status)
 	if err != nil {
