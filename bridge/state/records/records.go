@@ -92,20 +92,6 @@ func checkNames(hub string, names ...string) error {
 	return nil
 }
 
-// fenced checks a non-zero fence against the newest lease in the database.
-func (s *State) fenced(ctx context.Context, hub string, f state.Fence) error {
-	if err := state.CheckHub(hub); err != nil {
-		return err
-	}
-	if err := state.CheckFenceArg(f); err != nil {
-		return err
-	}
-	if f.IsZero() {
-		return nil
-	}
-	return s.CheckFence(ctx, hub, f)
-}
-
 // Apply implements state.State: the fence is checked in the database, the
 // links are written to the inner state.
 func (s *State) Apply(ctx context.Context, hub string, f state.Fence, b state.Batch) (map[string]state.Link, error) {
@@ -113,7 +99,7 @@ func (s *State) Apply(ctx context.Context, hub string, f state.Fence, b state.Ba
 		if err := state.CheckBatch(b); err != nil {
 			return nil, err
 		}
-		if err := s.fenced(ctx, hub, f); err != nil {
+		if err := s.CheckFence(ctx, hub, f); err != nil {
 			return nil, err
 		}
 	}
@@ -145,7 +131,7 @@ func (s *State) SetCursor(ctx context.Context, hub string, f state.Fence, name, 
 	if err := checkNames(hub, "cursor", name); err != nil {
 		return err
 	}
-	if err := s.fenced(ctx, hub, f); err != nil {
+	if err := s.CheckFence(ctx, hub, f); err != nil {
 		return err
 	}
 	return s.inner.SetCursor(ctx, hub, state.Fence{}, name, value)
@@ -270,7 +256,9 @@ func (s *State) Release(ctx context.Context, hub string, l state.Lease) error {
 	return conv(s.db.ReleaseLock(ctx, fromLease(hub, l)), state.ErrLockLost)
 }
 
-// CheckFence implements state.State.
+// CheckFence implements state.State: a non-zero fence is checked against the
+// newest lease in the database. Apply, SetCursor and MarkReady check theirs
+// with it before they write to the inner state.
 func (s *State) CheckFence(ctx context.Context, hub string, f state.Fence) error {
 	if err := state.CheckHub(hub); err != nil {
 		return err
@@ -305,7 +293,7 @@ func (s *State) Ready(ctx context.Context, hub string) (bool, error) { return s.
 
 // MarkReady implements state.State.
 func (s *State) MarkReady(ctx context.Context, hub string, f state.Fence) error {
-	if err := s.fenced(ctx, hub, f); err != nil {
+	if err := s.CheckFence(ctx, hub, f); err != nil {
 		return err
 	}
 	return s.inner.MarkReady(ctx, hub, state.Fence{})
