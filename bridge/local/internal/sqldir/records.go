@@ -95,21 +95,9 @@ func (s *Dir) DeleteRecord(ctx context.Context, kind, key string) error {
 
 // ListRecords returns the unexpired records of kind, ordered by key.
 func (s *Dir) ListRecords(ctx context.Context, kind string) ([]local.Record, error) {
-	rows, err := s.r.QueryContext(ctx, s.d.rebind(`SELECT `+recordCols+` FROM local_records WHERE kind = ? AND `+live), kind, s.now().UnixMicro())
+	out, err := queryAll(ctx, s, "list records", scanRecord, `SELECT `+recordCols+` FROM local_records WHERE kind = ? AND `+live, kind, s.now().UnixMicro())
 	if err != nil {
-		return nil, s.dbErr("list records", err)
-	}
-	defer rows.Close()
-	var out []local.Record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, s.dbErr("list records", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.dbErr("list records", err)
+		return nil, err
 	}
 	// Byte order, the same on every engine (a PostgreSQL collation may differ).
 	slices.SortFunc(out, func(a, b local.Record) int { return strings.Compare(a.Key, b.Key) })

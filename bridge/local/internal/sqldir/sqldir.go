@@ -140,6 +140,42 @@ func (s *Dir) dbErr(op string, err error) error {
 	return fmt.Errorf("%s: %s: %w: %w", s.d.Name, op, local.ErrUnavailable, err)
 }
 
+// execCount runs the write q (rebound for the engine) and returns how many
+// rows it changed; op names it in a database failure.
+func (s *Dir) execCount(ctx context.Context, op, q string, args ...any) (int64, error) {
+	res, err := s.w.ExecContext(ctx, s.d.rebind(q), args...)
+	if err != nil {
+		return 0, s.dbErr(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.dbErr(op, err)
+	}
+	return n, nil
+}
+
+// queryAll runs the read q (rebound for the engine) and returns every row as
+// scan reads it, in the engine's order; op names it in a database failure.
+func queryAll[T any](ctx context.Context, s *Dir, op string, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := s.r.QueryContext(ctx, s.d.rebind(q), args...)
+	if err != nil {
+		return nil, s.dbErr(op, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, s.dbErr(op, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.dbErr(op, err)
+	}
+	return out, nil
+}
+
 // withTx runs fn in a write transaction, retrying it from the start when the
 // engine reports a retryable failure (deadlock, serialization) or fn lost a
 // race (errRace).

@@ -75,13 +75,9 @@ func (s *Dir) RenewLock(ctx context.Context, l local.TaskLease, ttl time.Duratio
 	if ttl <= 0 {
 		return fmt.Errorf("lock ttl %v: %w", ttl, local.ErrInvalid)
 	}
-	res, err := s.w.ExecContext(ctx, s.d.rebind(`UPDATE local_task_locks SET expires = ? WHERE scope = ? AND name = ? AND owner = ? AND token = ?`),
-		s.now().Add(ttl).UnixMicro(), l.Scope, l.Name, l.Owner, l.Token)
-	if err != nil {
-		return s.dbErr("renew lock", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return s.dbErr("renew lock", err)
+	if n, err := s.execCount(ctx, "renew lock", `UPDATE local_task_locks SET expires = ? WHERE scope = ? AND name = ? AND owner = ? AND token = ?`,
+		s.now().Add(ttl).UnixMicro(), l.Scope, l.Name, l.Owner, l.Token); err != nil {
+		return err
 	} else if n == 0 {
 		return fmt.Errorf("renew lock %s/%d: not the newest lease: %w", l.Name, l.Token, local.ErrConflict)
 	}
@@ -93,13 +89,9 @@ func (s *Dir) ReleaseLock(ctx context.Context, l local.TaskLease) error {
 	if err := checkTaskLease(l); err != nil {
 		return err
 	}
-	res, err := s.w.ExecContext(ctx, s.d.rebind(`UPDATE local_task_locks SET expires = 0 WHERE scope = ? AND name = ? AND owner = ? AND token = ?`),
-		l.Scope, l.Name, l.Owner, l.Token)
-	if err != nil {
-		return s.dbErr("release lock", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return s.dbErr("release lock", err)
+	if n, err := s.execCount(ctx, "release lock", `UPDATE local_task_locks SET expires = 0 WHERE scope = ? AND name = ? AND owner = ? AND token = ?`,
+		l.Scope, l.Name, l.Owner, l.Token); err != nil {
+		return err
 	} else if n == 1 {
 		return nil
 	}
@@ -178,12 +170,8 @@ func (s *Dir) SaveTaskPlan(ctx context.Context, p local.TaskPlan, lock string, t
 		SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS %BLOB%)
 		WHERE EXISTS (SELECT 1 FROM local_task_locks WHERE scope = ? AND name = ? AND token = ?)` + planSet
 	q = strings.ReplaceAll(q, "%BLOB%", s.d.Types["%BLOB%"])
-	res, err := s.w.ExecContext(ctx, s.d.rebind(q), append(args, p.Scope, lock, token)...)
-	if err != nil {
-		return s.dbErr("save plan", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return s.dbErr("save plan", err)
+	if n, err := s.execCount(ctx, "save plan", q, append(args, p.Scope, lock, token)...); err != nil {
+		return err
 	} else if n == 0 {
 		return fmt.Errorf("save plan %s: lock %s/%d is not the newest lease: %w", p.ID, lock, token, local.ErrConflict)
 	}
@@ -217,21 +205,9 @@ func (s *Dir) TaskPlan(ctx context.Context, scope, task string) (local.TaskPlan,
 
 // TaskPlans returns the plans of scope, ordered by task.
 func (s *Dir) TaskPlans(ctx context.Context, scope string) ([]local.TaskPlan, error) {
-	rows, err := s.r.QueryContext(ctx, s.d.rebind(`SELECT `+planCols+` FROM local_task_plans WHERE scope = ?`), scope)
+	out, err := queryAll(ctx, s, "list plans", scanTaskPlan, `SELECT `+planCols+` FROM local_task_plans WHERE scope = ?`, scope)
 	if err != nil {
-		return nil, s.dbErr("list plans", err)
-	}
-	defer rows.Close()
-	var out []local.TaskPlan
-	for rows.Next() {
-		p, err := scanTaskPlan(rows)
-		if err != nil {
-			return nil, s.dbErr("list plans", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.dbErr("list plans", err)
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b local.TaskPlan) int { return strings.Compare(a.Task, b.Task) })
 	return out, nil
@@ -242,13 +218,9 @@ func (s *Dir) SetTaskPlanStatus(ctx context.Context, scope, task, id, status str
 	if err := errors.Join(checkTaskName("scope", scope), checkTaskName("task", task), checkTaskName("plan id", id), checkTaskName("plan status", status)); err != nil {
 		return err
 	}
-	res, err := s.w.ExecContext(ctx, s.d.rebind(`UPDATE local_task_plans SET status = ?, at = ? WHERE scope = ? AND task = ? AND id = ?`),
-		status, micro(at), scope, task, id)
-	if err != nil {
-		return s.dbErr("set plan status", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return s.dbErr("set plan status", err)
+	if n, err := s.execCount(ctx, "set plan status", `UPDATE local_task_plans SET status = ?, at = ? WHERE scope = ? AND task = ? AND id = ?`,
+		status, micro(at), scope, task, id); err != nil {
+		return err
 	} else if n == 1 {
 		return nil
 	}
