@@ -3,105 +3,27 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"path/filepath"
-	"slices"
 	"testing"
 
-	"github.com/connectsso/connect/scim"
+	"github.com/connectsso/connect/scim/store/internal/sqlstoretest"
 	"github.com/connectsso/connect/scim/store/sqlite"
 )
 
-// bucketsMatch fails t unless the per-block counts of table (migration 5)
-// are what the rows themselves say.
-func bucketsMatch(t *testing.T, db *sql.DB, table string) {
-	buckets := map[string]string{"users": "user_buckets", "groups": "group_buckets"}[table]
-	t.Helper()
-	read := func(q string) [][2]int64 {
-		rows, err := db.Query(q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var out [][2]int64
-		for rows.Next() {
-			var r [2]int64
-			if err := rows.Scan(&r[0], &r[1]); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, r)
-		}
-		return out
-	}
-	kept := read(`SELECT bucket, n FROM ` + buckets + ` ORDER BY bucket`)
-	real := read(`SELECT pk >> 12, COUNT(*) FROM ` + table + ` GROUP BY pk >> 12 ORDER BY 1`)
-	if !slices.Equal(kept, real) || len(real) == 0 {
-		t.Errorf("%s %v, the rows say %v", buckets, kept, real)
-	}
-}
-
-// TestBucketCounts checks that the triggers keep the per-block counts of
-// migration 5 through creations, batches with failed rows and deletions, and
-// that the migration counts the rows of an existing database.
+// TestBucketCounts checks the per-block counts of migration 5, kept by
+// triggers (sqlstoretest.BucketCounts).
 func TestBucketCounts(t *testing.T) {
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "hub.db")
-	s, err := sqlite.Open(ctx, "sqlite:"+path, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	us := make([]scim.User, 4500)
-	for i := range us {
-		us[i].UserName = fmt.Sprintf("b%05d", i%4400) // the last 100 fail
-	}
-	out, errs := s.CreateUsers(ctx, us)
-	for i := range 4400 {
-		if errs[i] != nil {
-			t.Fatal(errs[i])
-		}
-	}
-	for i := 0; i < 4400; i += 7 {
-		if err := s.DeleteUser(ctx, out[i].ID, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	g, err := s.CreateGroup(ctx, scim.Group{DisplayName: "g"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateGroup(ctx, scim.Group{DisplayName: "h"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteGroup(ctx, g.ID, 0); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	bucketsMatch(t, db, "users")
-	bucketsMatch(t, db, "groups")
-	// Back to version 4, then open: migration 5 counts what is there.
-	for _, q := range []string{
-		`DROP TRIGGER user_buckets_insert`, `DROP TRIGGER user_buckets_delete`, `DROP TABLE user_buckets`,
-		`DROP TRIGGER group_buckets_insert`, `DROP TRIGGER group_buckets_delete`, `DROP TABLE group_buckets`,
-		`DELETE FROM schema_migrations WHERE version = 5`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if s, err = sqlite.Open(ctx, "sqlite:"+path, sqlite.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	bucketsMatch(t, db, "users")
-	bucketsMatch(t, db, "groups")
-	if _, err := s.CreateUser(ctx, scim.User{UserName: "after"}); err != nil {
-		t.Fatal(err)
-	}
-	bucketsMatch(t, db, "users")
+	sqlstoretest.BucketCounts(t, sqlstoretest.Buckets{
+		Open: func(ctx context.Context) (sqlstoretest.Store, error) {
+			return sqlite.Open(ctx, "sqlite:"+path, sqlite.Options{})
+		},
+		DB:          func() (*sql.DB, error) { return sql.Open("sqlite", path) },
+		DeleteEvery: 7,
+		Downgrade: []string{
+			`DROP TRIGGER user_buckets_insert`, `DROP TRIGGER user_buckets_delete`, `DROP TABLE user_buckets`,
+			`DROP TRIGGER group_buckets_insert`, `DROP TRIGGER group_buckets_delete`, `DROP TABLE group_buckets`,
+			`DELETE FROM schema_migrations WHERE version = 5`,
+		},
+	})
 }
