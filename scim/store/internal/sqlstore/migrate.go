@@ -265,35 +265,33 @@ const PostgresBatchCounts = `SELECT set_config('connect.user_buckets', 'batch', 
 // in the same order.
 var PostgresMigrations = map[int][]string{
 	5: {
-		`CREATE FUNCTION connect_user_buckets() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-		BEGIN
-			IF TG_OP = 'INSERT' THEN
-				INSERT INTO user_buckets AS b (bucket, n) VALUES (NEW.pk >> 12, 1) ON CONFLICT (bucket) DO UPDATE SET n = b.n + 1;
-			ELSE
-				UPDATE user_buckets SET n = n - 1 WHERE bucket = OLD.pk >> 12;
-				DELETE FROM user_buckets WHERE bucket = OLD.pk >> 12 AND n = 0;
-			END IF;
-			RETURN NULL;
-		END $$`,
+		postgresBucketsFunc("user_buckets"),
 		`CREATE CONSTRAINT TRIGGER user_buckets_insert AFTER INSERT ON users
 			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
 			WHEN (current_setting('connect.user_buckets', true) IS DISTINCT FROM 'batch')
 			EXECUTE FUNCTION connect_user_buckets()`,
 		`CREATE CONSTRAINT TRIGGER user_buckets_delete AFTER DELETE ON users
 			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION connect_user_buckets()`,
-		`CREATE FUNCTION connect_group_buckets() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-		BEGIN
-			IF TG_OP = 'INSERT' THEN
-				INSERT INTO group_buckets AS b (bucket, n) VALUES (NEW.pk >> 12, 1) ON CONFLICT (bucket) DO UPDATE SET n = b.n + 1;
-			ELSE
-				UPDATE group_buckets SET n = n - 1 WHERE bucket = OLD.pk >> 12;
-				DELETE FROM group_buckets WHERE bucket = OLD.pk >> 12 AND n = 0;
-			END IF;
-			RETURN NULL;
-		END $$`,
+		postgresBucketsFunc("group_buckets"),
 		`CREATE CONSTRAINT TRIGGER group_buckets AFTER INSERT OR DELETE ON groups
 			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION connect_group_buckets()`,
 	},
+}
+
+// postgresBucketsFunc is the trigger function of migration 5 that keeps the
+// per-block counts in buckets (user_buckets, group_buckets), named
+// connect_<buckets>: the statement is the same for both tables.
+func postgresBucketsFunc(buckets string) string {
+	return strings.ReplaceAll(`CREATE FUNCTION connect_%B%() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+		BEGIN
+			IF TG_OP = 'INSERT' THEN
+				INSERT INTO %B% AS b (bucket, n) VALUES (NEW.pk >> 12, 1) ON CONFLICT (bucket) DO UPDATE SET n = b.n + 1;
+			ELSE
+				UPDATE %B% SET n = n - 1 WHERE bucket = OLD.pk >> 12;
+				DELETE FROM %B% WHERE bucket = OLD.pk >> 12 AND n = 0;
+			END IF;
+			RETURN NULL;
+		END $$`, "%B%", buckets)
 }
 
 // SchemaVersion is the newest migration version this code knows.
