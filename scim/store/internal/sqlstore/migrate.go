@@ -232,22 +232,23 @@ const bucketShift = 12
 // A block whose last row goes loses its row, so the table holds only blocks
 // with live rows.
 var SQLiteMigrations = map[int][]string{
-	5: {
-		`CREATE TRIGGER user_buckets_insert AFTER INSERT ON users BEGIN
-			INSERT INTO user_buckets (bucket, n) VALUES (NEW.pk >> 12, 1) ON CONFLICT (bucket) DO UPDATE SET n = n + 1;
-		END`,
-		`CREATE TRIGGER user_buckets_delete AFTER DELETE ON users BEGIN
-			UPDATE user_buckets SET n = n - 1 WHERE bucket = OLD.pk >> 12;
-			DELETE FROM user_buckets WHERE bucket = OLD.pk >> 12 AND n = 0;
-		END`,
-		`CREATE TRIGGER group_buckets_insert AFTER INSERT ON groups BEGIN
-			INSERT INTO group_buckets (bucket, n) VALUES (NEW.pk >> 12, 1) ON CONFLICT (bucket) DO UPDATE SET n = n + 1;
-		END`,
-		`CREATE TRIGGER group_buckets_delete AFTER DELETE ON groups BEGIN
-			UPDATE group_buckets SET n = n - 1 WHERE bucket = OLD.pk >> 12;
-			DELETE FROM group_buckets WHERE bucket = OLD.pk >> 12 AND n = 0;
-		END`,
-	},
+	5: append(sqliteBucketsTriggers("users", "user_buckets"), sqliteBucketsTriggers("groups", "group_buckets")...),
+}
+
+// sqliteBucketsTriggers are the insert and delete triggers of migration 5
+// that keep the per-block counts of table in buckets: the statements are the
+// same for users and groups.
+func sqliteBucketsTriggers(table, buckets string) []string {
+	r := strings.NewReplacer("%T%", table, "%B%", buckets)
+	return []string{
+		r.Replace(`CREATE TRIGGER %B%_insert AFTER INSERT ON %T% BEGIN
+			INSERT INTO %B% (bucket, n) VALUES (NEW.pk >> 12, 1) ON CONFLICT (bucket) DO UPDATE SET n = n + 1;
+		END`),
+		r.Replace(`CREATE TRIGGER %B%_delete AFTER DELETE ON %T% BEGIN
+			UPDATE %B% SET n = n - 1 WHERE bucket = OLD.pk >> 12;
+			DELETE FROM %B% WHERE bucket = OLD.pk >> 12 AND n = 0;
+		END`),
+	}
 }
 
 // PostgresBatchCounts is PostgreSQL's Dialect.BatchCounts: the insert
