@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Settings", testSettings},
 		{"Audit", testAudit},
 		{"Batcher", testBatcher},
+		{"BatcherBesideSingleCreates", testBatcherConcurrent},
 		{"Stats", testStats},
 		{"Clients", testClients},
 		{"ClientScope", testClientScope},

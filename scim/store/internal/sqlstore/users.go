@@ -281,12 +281,19 @@ func (s *Store) CreateUsers(ctx context.Context, us []scim.User) ([]scim.User, [
 				blocks[pk>>bucketShift]++
 			}
 		}
+		// The journal first: it takes the journal lock, which single writes
+		// take before their (deferred) bucket trigger updates the newest
+		// block's row at commit. Counting first would hold that row while
+		// waiting for the lock — a deadlock with a concurrent single create.
+		if err := s.journal(ctx, tx, now, jr); err != nil {
+			return err
+		}
 		for b, n := range blocks {
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_buckets (bucket, n) VALUES (?, ?) ON CONFLICT (bucket) DO UPDATE SET n = user_buckets.n + excluded.n`), b, n); err != nil {
 				return fmt.Errorf("batch counts: %w", err)
 			}
 		}
-		return s.journal(ctx, tx, now, jr)
+		return nil
 	})
 	if err != nil {
 		for i := range errs {
