@@ -109,8 +109,19 @@ func backChannelHandled(ctx context.Context, sp string) bool {
 
 // soapEndpoint returns the first SOAP SingleLogoutService of ed that the hub
 // may call: https, or plain http on a loopback host (or anywhere with
-// Config.InsecureBackChannel). "" when there is none.
+// Config.InsecureBackChannel), and on the origin (scheme, host, port) of one
+// of the SP's AssertionConsumerServices — the hub calls it from the server,
+// so metadata must not be able to aim it at another host (SSRF into the
+// hub's network). "" when there is none.
 func (p *IdP) soapEndpoint(ed *saml.EntityDescriptor) string {
+	origins := map[string]bool{}
+	for _, sd := range ed.SPSSODescriptors {
+		for _, a := range sd.AssertionConsumerServices {
+			if u, err := url.Parse(a.Location); err == nil && u.Host != "" {
+				origins[strings.ToLower(u.Scheme+"://"+u.Host)] = true
+			}
+		}
+	}
 	for _, sd := range ed.SPSSODescriptors {
 		for _, e := range sd.SingleLogoutServices {
 			if e.Binding != saml.SOAPBinding {
@@ -118,6 +129,10 @@ func (p *IdP) soapEndpoint(ed *saml.EntityDescriptor) string {
 			}
 			u, err := url.Parse(e.Location)
 			if err != nil || u.Host == "" || u.User != nil {
+				continue
+			}
+			if !origins[strings.ToLower(u.Scheme+"://"+u.Host)] {
+				p.log.Warn("back-channel logout: SOAP endpoint ignored (not on the origin of the SP's ACS)", "sp", ed.EntityID, "location", e.Location)
 				continue
 			}
 			switch {
