@@ -1,8 +1,9 @@
 package sso
 
-import "runtime/debug"
-
-// Garbage-collector tuning of `bridge serve`.
+// Garbage-collector tuning of `bridge serve` (and the memory limit of
+// `bridge sync`; its GOGC is cmd/connect's syncGCPercent). cmd/connect
+// applies them with internal/gctune as the defaults of --gc-percent and
+// --memory-limit.
 //
 // An SSO login costs the bridge about 1 MB of allocation (almost all of it
 // crewjam's parse and signature checks of the hub's Response: the XML
@@ -18,48 +19,10 @@ import "runtime/debug"
 const (
 	// DefaultGCPercent is the serving bridge's GOGC.
 	DefaultGCPercent = 400
-	// DefaultMemoryLimit is the serving bridge's soft memory limit
-	// (GOMEMLIMIT), in bytes. Raise it (GOMEMLIMIT) with the heap a large
+	// DefaultMemoryLimit is the bridge's soft memory limit (GOMEMLIMIT), in
+	// bytes, serving or syncing. Raise it (--memory-limit) with the heap a large
 	// deployment needs, e.g. a session cache of many thousands of users: a
 	// live heap near the limit makes the collector run continuously (the
 	// runtime caps it at half the CPU).
 	DefaultMemoryLimit = 128 << 20
 )
-
-// GCSettings tune the garbage collector of the serving bridge process. A zero
-// field keeps the runtime's setting (GOGC, GOMEMLIMIT or their defaults).
-type GCSettings struct {
-	// Percent is GOGC; negative turns the collector off (only sensible
-	// with MemoryLimit).
-	Percent int
-	// MemoryLimit is the soft memory limit in bytes (GOMEMLIMIT).
-	MemoryLimit int64
-}
-
-// DefaultGCSettings are the settings `bridge serve` applies unless the
-// operator set GOGC or GOMEMLIMIT.
-func DefaultGCSettings() GCSettings {
-	return GCSettings{Percent: DefaultGCPercent, MemoryLimit: DefaultMemoryLimit}
-}
-
-// TuneGC applies g to this process and returns a function that restores
-// the settings it replaced. The settings are process-wide: call it from the
-// process that serves the bridge only.
-func TuneGC(g GCSettings) (restore func()) {
-	prevPercent, prevLimit := 0, int64(-1)
-	setPercent := g.Percent != 0
-	if setPercent {
-		prevPercent = debug.SetGCPercent(g.Percent)
-	}
-	if g.MemoryLimit > 0 {
-		prevLimit = debug.SetMemoryLimit(g.MemoryLimit)
-	}
-	return func() {
-		if setPercent {
-			debug.SetGCPercent(prevPercent)
-		}
-		if prevLimit >= 0 {
-			debug.SetMemoryLimit(prevLimit)
-		}
-	}
-}

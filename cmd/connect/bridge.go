@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -26,6 +25,7 @@ import (
 	"github.com/connectsso/connect/bridge/local"
 	"github.com/connectsso/connect/bridge/sso"
 	"github.com/connectsso/connect/bridge/state"
+	"github.com/connectsso/connect/internal/gctune"
 )
 
 // Bridge flag names; each has the environment variable CONNECT_BRIDGE_<NAME>
@@ -64,7 +64,7 @@ func bridgeServeFlags() []cli.Flag {
 	return append(append(bridgeStoreFlags(),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagListen, Usage: "address to listen on (host:port; port 0 picks one)", Value: defaultBridgeListen, EnvVars: bridgeEnv(flagListen)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagURL, Usage: "public base URL of the bridge (default: http://LISTEN when listening on loopback)", EnvVars: bridgeEnv(flagURL)}),
-	), bridgeSSOFlags()...)
+	), append(bridgeSSOFlags(), gcFlags(sso.DefaultGCPercent, sso.DefaultMemoryLimit, bridgeEnv)...)...)
 }
 
 // bridgeOptions are the flag values of a bridge command.
@@ -72,6 +72,9 @@ type bridgeOptions struct {
 	store, records, storeToken, redis string
 	listen, url                       string
 	log                               *slog.Logger
+	// gc is the collector tuning of `bridge serve` and `bridge sync`
+	// (--gc-percent, --memory-limit); zero for commands without the flags.
+	gc gctune.Settings
 }
 
 // loadBridgeOptions reads and checks the flags, reporting every problem at once.
@@ -87,6 +90,8 @@ func loadBridgeOptions(c *cli.Context, serve bool) (bridgeOptions, error) {
 	if err := checkBridgeStores(o.store, o.records, o.storeToken, o.redis); err != nil {
 		errs = append(errs, unjoin(err)...)
 	}
+	gc, gcErrs := loadGCSettings(c)
+	o.gc, errs = gc, append(errs, gcErrs...)
 	if serve {
 		o.listen, o.url = c.String(flagListen), c.String(flagURL)
 		if _, _, err := net.SplitHostPort(o.listen); err != nil {
@@ -121,11 +126,12 @@ func bridgeCommand() *cli.Command {
 			withConfigFile(&cli.Command{Name: "check-config", Usage: "validate the settings and reach the stores without serving",
 				Flags: bridgeServeFlags(), Action: bridgeCheckConfig}),
 			store(&cli.Command{Name: "sync", Usage: "run tasks now and print the plan",
-				Flags: []cli.Flag{serverFlag, taskFlag,
+				Flags: append([]cli.Flag{serverFlag, taskFlag,
 					&cli.BoolFlag{Name: "full", Usage: "full reconcile (list everything)"},
 					&cli.BoolFlag{Name: "dry-run", Usage: "plan only: write nothing"},
 					jsonFlag,
 					&cli.BoolFlag{Name: "no-progress", Usage: "do not draw the progress bar"}},
+					gcFlags(syncGCPercent, sso.DefaultMemoryLimit, bridgeEnv)...),
 				Action: bridgeSync}),
 			{Name: "servers", Usage: "hubs and SCIM servers this bridge syncs from", Subcommands: []*cli.Command{
 				store(bridgeServersConnectCommand()),
@@ -191,7 +197,7 @@ func bridgeServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer tuneBridgeGC()()
+	defer o.gc.Apply()()
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -339,27 +345,14 @@ func selectTasks(c *cli.Context) ([]string, error) {
 	return nil, fmt.Errorf("--task %q: want users, collections or cleanup", t)
 }
 
-// syncGCPercent is the GOGC of `bridge sync`, under the serving bridge's soft
-// memory limit (sso.DefaultMemoryLimit). An initial sync of 100,000 users
-// allocates ~2 GB around a live heap of ~20 MB: at GOGC 100 the collector
-// takes about a tenth of the sync's CPU; 200 saves most of that (process CPU
-// 5.9 → 5.45 s, ratio to fetch+decode 1.65 → 1.56) at ~100 MB peak RSS,
-// where 400 saves 0.35 s more but peaks at 137 MB against the 150 MB budget
-// (docs/benchmarks.md, "Bridge").
+// syncGCPercent is the default GOGC of `bridge sync` (--gc-percent), under
+// the serving bridge's soft memory limit (sso.DefaultMemoryLimit). An initial
+// sync of 100,000 users allocates ~2 GB around a live heap of ~20 MB: at GOGC
+// 100 the collector takes about a tenth of the sync's CPU; 200 saves most of
+// that (process CPU 5.9 → 5.45 s, ratio to fetch+decode 1.65 → 1.56) at
+// ~100 MB peak RSS, where 400 saves 0.35 s more but peaks at 137 MB against
+// the 150 MB budget (docs/benchmarks.md, "Bridge").
 const syncGCPercent = 200
-
-// tuneSyncGC applies the collector settings of `bridge sync`; an operator's
-// GOGC / GOMEMLIMIT wins.
-func tuneSyncGC() (restore func()) {
-	g := sso.GCSettings{Percent: syncGCPercent, MemoryLimit: sso.DefaultMemoryLimit}
-	if os.Getenv("GOGC") != "" {
-		g.Percent = 0
-	}
-	if os.Getenv("GOMEMLIMIT") != "" {
-		g.MemoryLimit = 0
-	}
-	return sso.TuneGC(g)
-}
 
 func bridgeSync(c *cli.Context) error {
 	s, o, err := adminBridge(c, true)
@@ -367,7 +360,7 @@ func bridgeSync(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	defer tuneSyncGC()()
+	defer o.gc.Apply()()
 	tasks, err := selectTasks(c)
 	if err != nil {
 		return err

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -39,20 +38,6 @@ func bridgeSSOFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: flagSessionIdle, Usage: "a session unused this long ends", Value: sp.DefaultSessionIdle, EnvVars: bridgeEnv(flagSessionIdle)}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: flagSessionLifetime, Usage: "every session ends this long after login", Value: sp.DefaultSessionLifetime, EnvVars: bridgeEnv(flagSessionLifetime)}),
 	}
-}
-
-// tuneBridgeGC applies the serving bridge's collector settings
-// (sso.DefaultGCSettings: a login allocates ~1 MB around a small live heap);
-// an operator's GOGC / GOMEMLIMIT wins.
-func tuneBridgeGC() (restore func()) {
-	g := sso.DefaultGCSettings()
-	if os.Getenv("GOGC") != "" {
-		g.Percent = 0
-	}
-	if os.Getenv("GOMEMLIMIT") != "" {
-		g.MemoryLimit = 0
-	}
-	return sso.TuneGC(g)
 }
 
 // newBridgeSSO builds the SSO handler of `bridge serve`: the SAML SP

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 
+	"github.com/connectsso/connect/internal/gctune"
 	"github.com/connectsso/connect/saml/idp"
 	"github.com/connectsso/connect/scim/hub"
 	"github.com/connectsso/connect/scim/store"
@@ -42,13 +43,45 @@ const (
 	flagLoginStartRate  = "login-start-rate"
 	flagLoginStartBurst = "login-start-burst"
 
-	// GC tuning of the serving process (hub.TuneGC).
+	// GC tuning of the serving process (internal/gctune), on `hub serve`,
+	// `bridge serve` and `bridge sync`, each with its own defaults.
 	flagGCPercent   = "gc-percent"
 	flagMemoryLimit = "memory-limit"
 )
 
-func samlServeFlags() []cli.Flag {
+// gcFlags are --gc-percent and --memory-limit with a command's defaults.
+func gcFlags(percent int, limit int64, env func(string) []string) []cli.Flag {
 	return []cli.Flag{
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagGCPercent, Usage: "garbage collector GOGC of the process, or off (0: keep GOGC; a set GOGC wins over the default)", Value: strconv.Itoa(percent), EnvVars: env(flagGCPercent)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagMemoryLimit, Usage: "soft memory limit of the process, e.g. 384MiB or 2GiB (0: keep GOMEMLIMIT; a set GOMEMLIMIT wins over the default)", Value: gctune.FormatMemoryLimit(limit), EnvVars: env(flagMemoryLimit)}),
+	}
+}
+
+// loadGCSettings reads gcFlags: the runtime's own GOGC / GOMEMLIMIT, when
+// set, win over the defaults but not over a flag given explicitly (on the
+// command line, in its environment variable or the config file).
+func loadGCSettings(c *cli.Context) (gctune.Settings, []error) {
+	var g gctune.Settings
+	var errs []error
+	var err error
+	if g.Percent, err = gctune.ParsePercent(c.String(flagGCPercent)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", flagGCPercent, err))
+	}
+	if g.MemoryLimit, err = gctune.ParseMemoryLimit(c.String(flagMemoryLimit)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", flagMemoryLimit, err))
+	}
+	if errs != nil {
+		return gctune.Settings{}, errs
+	}
+	g = g.UnderEnv(c.IsSet(flagGCPercent), c.IsSet(flagMemoryLimit))
+	if err := g.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%s, %s: %w", flagGCPercent, flagMemoryLimit, err))
+	}
+	return g, errs
+}
+
+func samlServeFlags() []cli.Flag {
+	flags := []cli.Flag{
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagSAMLKey, Usage: "PEM private key the SAML IdP signs with (default: keys kept in the store, generated at first start)", EnvVars: hubEnv(flagSAMLKey), TakesFile: true}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagSAMLCert, Usage: "PEM certificate of --saml-key", EnvVars: hubEnv(flagSAMLCert), TakesFile: true}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagSAMLSigning, Usage: "algorithm of a generated SAML signing key: rsa (RSA-2048, RSA-SHA256) or ecdsa (P-256)", Value: "rsa", EnvVars: hubEnv(flagSAMLSigning)}),
@@ -65,9 +98,8 @@ func samlServeFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagLoginStartRate, Usage: "SAML logins one address may start per second without a session (0: no limit)", Value: "20", EnvVars: hubEnv(flagLoginStartRate)}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: flagLoginStartBurst, Usage: "SAML logins one address may start at once without a session", Value: 60, EnvVars: hubEnv(flagLoginStartBurst)}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: flagUpstreamCreate, Usage: "create a hub user at the first upstream login when none matches", EnvVars: hubEnv(flagUpstreamCreate)}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: flagGCPercent, Usage: "garbage collector GOGC of the serving process (0: keep GOGC; a set GOGC wins over the default)", Value: strconv.Itoa(hub.DefaultGCPercent), EnvVars: hubEnv(flagGCPercent)}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: flagMemoryLimit, Usage: "soft memory limit of the serving process, e.g. 384MiB or 2GiB (0: keep GOMEMLIMIT; a set GOMEMLIMIT wins over the default)", Value: "384MiB", EnvVars: hubEnv(flagMemoryLimit)}),
 	}
+	return append(flags, gcFlags(hub.DefaultGCPercent, hub.DefaultMemoryLimit, hubEnv)...)
 }
 
 // loadSAMLSettings reads the SAML flags (and key files).
@@ -82,21 +114,10 @@ func loadSAMLSettings(c *cli.Context) (hub.SAMLConfig, []error) {
 	if _, err := idp.NormalizeAlgorithm(cfg.Algorithm); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", flagSAMLSigning, err))
 	}
-	var err error
-	if cfg.GC.Percent, err = hub.ParseGCPercent(c.String(flagGCPercent)); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", flagGCPercent, err))
-	}
-	if cfg.GC.MemoryLimit, err = hub.ParseMemoryLimit(c.String(flagMemoryLimit)); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", flagMemoryLimit, err))
-	}
+	gc, gcErrs := loadGCSettings(c)
+	cfg.GC = hub.GCSettings(gc)
+	errs = append(errs, gcErrs...)
 	errs = append(errs, loadLoginLimits(c, &cfg)...)
-	// The runtime's own variables, when set, win over the defaults.
-	if !c.IsSet(flagGCPercent) && os.Getenv("GOGC") != "" {
-		cfg.GC.Percent = 0
-	}
-	if !c.IsSet(flagMemoryLimit) && os.Getenv("GOMEMLIMIT") != "" {
-		cfg.GC.MemoryLimit = 0
-	}
 	for _, p := range strings.Split(c.String(flagTrustedProxies), ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue

@@ -34,6 +34,7 @@ var layers = []struct {
 	{"internal/testenv", 0},
 	{"internal/testenv/hubproc", 1},
 	{"internal/sqlitefile", 0}, // shared by both SQLite stores
+	{"internal/gctune", 0},     // GC flags of hub serve, bridge serve and sync
 	{"scim", 0},
 	{"scim/password", 1},
 	{"scim/filter", 1},
@@ -93,7 +94,7 @@ func violations(pkgs []pkg) []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	for _, p := range pkgs {
-		if (p.Path == "scim" || p.Path == "internal/testenv") && !p.Std {
+		if (p.Path == "scim" || p.Path == "internal/testenv" || p.Path == "internal/gctune") && !p.Std {
 			add("%s must import the standard library only", p.Path)
 		}
 		if r, ok := rank(p.Path); ok {
@@ -196,7 +197,7 @@ func TestImportRules(t *testing.T) {
 			t.Logf("%s has no layer in the table; only the specific rules apply", p.Path)
 		}
 	}
-	for _, must := range []string{"scim", "scim/store", "scim/filter", "cmd/connect"} {
+	for _, must := range []string{"scim", "scim/store", "scim/filter", "internal/gctune", "cmd/connect"} {
 		if !seen[must] {
 			t.Fatalf("go list did not report %s: the listing is wrong", must)
 		}
@@ -214,6 +215,7 @@ func TestRulesCatch(t *testing.T) {
 		want string
 	}{
 		{"leaf not stdlib", []pkg{{Path: "scim", Std: false}}, "scim must import the standard library only"},
+		{"gctune not stdlib", []pkg{{Path: "internal/gctune", Std: false}}, "internal/gctune must import the standard library only"},
 		{"import up", []pkg{{Path: "scim/filter", Imports: []string{"scim/store"}}}, "scim/filter (layer 1) imports scim/store (layer 2)"},
 		{"store imports backend", []pkg{{Path: "scim/store", Imports: []string{"scim/store/sqlite"}, Deps: []string{"scim/store/sqlite"}}}, "scim/store depends on backend scim/store/sqlite"},
 		{"server imports backend", []pkg{{Path: "scim/server", Imports: []string{"scim/store/postgres"}, Deps: []string{"scim/store/postgres"}}}, "scim/server (layer 4) imports scim/store/postgres (layer 4)"},
