@@ -149,6 +149,8 @@ func testTaskLocks(t *testing.T, d local.Directory) {
 			t.Fatalf("ReleaseLock: %v", err)
 		}
 	}
+	// A renewal in flight when the lease was released does not revive it.
+	wantErr(t, "RenewLock after release", r.RenewLock(ctx, l1, time.Hour), local.ErrConflict)
 	if _, err := r.LockHolder(ctx, "hub", "users"); !errors.Is(err, local.ErrNotFound) {
 		t.Fatalf("LockHolder after release: %v", err)
 	}

@@ -75,11 +75,14 @@ func (s *Dir) RenewLock(ctx context.Context, l local.TaskLease, ttl time.Duratio
 	if ttl <= 0 {
 		return fmt.Errorf("lock ttl %v: %w", ttl, local.ErrInvalid)
 	}
-	if n, err := s.execCount(ctx, "renew lock", `UPDATE local_task_locks SET expires = ? WHERE scope = ? AND name = ? AND owner = ? AND token = ?`,
+	// A released lease does not renew: a renewal that was in flight when
+	// the run released its lock must not bring the lock back. (A lease that
+	// ran out with no one else taking it still renews: the state contract.)
+	if n, err := s.execCount(ctx, "renew lock", `UPDATE local_task_locks SET expires = ? WHERE scope = ? AND name = ? AND owner = ? AND token = ? AND expires > 0`,
 		s.now().Add(ttl).UnixMicro(), l.Scope, l.Name, l.Owner, l.Token); err != nil {
 		return err
 	} else if n == 0 {
-		return fmt.Errorf("renew lock %s/%d: not the newest lease: %w", l.Name, l.Token, local.ErrConflict)
+		return fmt.Errorf("renew lock %s/%d: not the newest lease, or released: %w", l.Name, l.Token, local.ErrConflict)
 	}
 	return nil
 }
