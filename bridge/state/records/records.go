@@ -36,6 +36,10 @@ type State struct {
 	// tokens is the last token this state acquired per hub and task: a
 	// retried Acquire that returns it again does not forget the cache again.
 	tokens map[[2]string]int64
+	// unwiped are hubs whose cache must be forgotten but a Wipe failed: the
+	// next Acquire wipes them whoever held the lock last (after the failed
+	// attempt released it, that is this process).
+	unwiped map[string]bool
 }
 
 // newLease records l's token and reports whether it is new here.
@@ -59,7 +63,7 @@ func New(inner state.State, db Store, cfg Config) *State {
 	if now == nil {
 		now = time.Now
 	}
-	return &State{inner: inner, db: db, now: now, tokens: map[[2]string]int64{}}
+	return &State{inner: inner, db: db, now: now, tokens: map[[2]string]int64{}, unwiped: map[string]bool{}}
 }
 
 // conv turns a records error into the state contract's: conflict is what
@@ -224,12 +228,20 @@ func (s *State) Acquire(ctx context.Context, hub, task, owner string, ttl time.D
 	if err != nil {
 		return state.Lease{}, conv(err, state.ErrLocked)
 	}
-	if l.Previous != "" && l.Previous != owner && s.newLease(hub, l) {
+	foreign := l.Previous != "" && l.Previous != owner && s.newLease(hub, l)
+	s.mu.Lock()
+	pending := s.unwiped[hub]
+	s.mu.Unlock()
+	if foreign || pending {
 		// Another process ran this task since this one last did: it may have
 		// changed the local directory behind the links and hashes cached here
 		// (an account it deleted would be skipped as unchanged when its hub
 		// user came back). Forget them: the next run reconciles in full.
-		if err := s.inner.Wipe(ctx, hub); err != nil {
+		err := s.inner.Wipe(ctx, hub)
+		s.mu.Lock()
+		s.unwiped[hub] = err != nil
+		s.mu.Unlock()
+		if err != nil {
 			_ = s.db.ReleaseLock(context.WithoutCancel(ctx), l)
 			return state.Lease{}, err
 		}

@@ -179,3 +179,56 @@ func TestTwoProcesses(t *testing.T) {
 		t.Fatal("the holder's own re-acquisition dropped its cache")
 	}
 }
+
+// failingWipe is an inner state whose Wipe fails while fail is set.
+type failingWipe struct {
+	state.State
+	fail bool
+}
+
+func (f *failingWipe) Wipe(ctx context.Context, hub string) error {
+	if f.fail {
+		return errors.New("wipe failed")
+	}
+	return f.State.Wipe(ctx, hub)
+}
+
+// TestWipeRetried: when forgetting the cache after another process ran the
+// task fails, the next Acquire (whose previous owner is now this process)
+// still forgets it.
+func TestWipeRetried(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bridge.db")
+	inner := &failingWipe{State: memory.New(memory.Config{})}
+	serve := records.New(inner, openSQLite(t, path, nil), records.Config{})
+	cli := records.New(memory.New(memory.Config{}), openSQLite(t, path, nil), records.Config{})
+	const hub = "hub-1"
+	lease, err := serve.Acquire(ctx, hub, "users", "serve", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := serve.Apply(ctx, hub, lease.Fence(), state.Batch{Kind: state.KindUser, Put: []state.Link{{HubID: "u1", LocalID: "1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve.Release(ctx, hub, lease); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := cli.Acquire(ctx, hub, "users", "cli", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Release(ctx, hub, cl); err != nil {
+		t.Fatal(err)
+	}
+	inner.fail = true
+	if _, err := serve.Acquire(ctx, hub, "users", "serve", time.Minute); err == nil {
+		t.Fatal("Acquire succeeded although the cache could not be forgotten")
+	}
+	inner.fail = false
+	if _, err := serve.Acquire(ctx, hub, "users", "serve", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := serve.CountLinks(ctx, hub, state.KindUser); err != nil || n != 0 {
+		t.Fatalf("links after the retried wipe: %d, %v; want 0", n, err)
+	}
+}
