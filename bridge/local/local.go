@@ -407,6 +407,11 @@ type Capabilities struct {
 	// SCIM endpoint that keeps displayName unique) refuses the second with
 	// ErrConflict.
 	DuplicateGroupNames bool
+	// SiteCustomFields: the custom fields are shared with the site application
+	// (a SCIM target's Connect extension). A put with FieldCustomFields adds and
+	// changes the fields it names and removes none: a field it leaves out — the
+	// site's own, or one the hub no longer sends — stays.
+	SiteCustomFields bool
 }
 
 // Limit returns q's page size after the default and the clamp (1..1000).

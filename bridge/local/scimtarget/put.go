@@ -136,6 +136,7 @@ func (t *Target) putItem(ctx context.Context, b *batch, p local.Put) (local.Resu
 	// or by a merge onto the raw resource and a PUT when the target has no
 	// PATCH or a change has no PATCH path.
 	merge := t.noPatch.Load()
+	noTarget := false // a PATCH got 400 noTarget; the next one follows a fresh read
 	for attempt := 0; ; attempt++ {
 		var raw rawUser
 		if merge {
@@ -156,6 +157,12 @@ func (t *Target) putItem(ctx context.Context, b *batch, p local.Put) (local.Resu
 			stored = b.byID[f.acct.ID]
 		}
 		m := local.Merge(stored.acct, a, p.Fields)
+		if p.Fields.Has(local.FieldCustomFields) && t.cfg.Extension {
+			// The list is shared with the site application: the hub's names are
+			// written, the site's own fields stay (customFieldOps).
+			m.CustomFields = keepSiteFields(stored.acct.CustomFields, m.CustomFields)
+			m = local.Normalize(m)
+		}
 		if err := local.CheckAccount(m); err != nil {
 			return local.Result{}, fmt.Errorf("account %s: %w", stored.acct.ID, err)
 		}
@@ -197,6 +204,16 @@ func (t *Target) putItem(ctx context.Context, b *batch, p local.Put) (local.Resu
 				merge = true
 				continue
 			}
+			// A target without value-path filters: this account is merged (the
+			// target may still PATCH plain paths for others). So is a filter that
+			// matches nothing again right after a fresh read.
+			if errors.Is(err, errPatchPath) || (errors.Is(err, errNoTarget) && noTarget) {
+				merge = true
+				continue
+			}
+			if errors.Is(err, errNoTarget) {
+				noTarget = true
+			}
 		}
 		if err == nil {
 			b.add(updated)
@@ -224,6 +241,14 @@ func (t *Target) putItem(ctx context.Context, b *batch, p local.Put) (local.Resu
 }
 
 var errPrecondition = fmt.Errorf("precondition failed: %w", local.ErrConflict)
+
+// errNoTarget: a PATCH value filter matched nothing (400 noTarget). Like a 412
+// the user is read again; a second one after the fresh read merges instead.
+var errNoTarget = fmt.Errorf("patch filter matched no value: %w", errPrecondition)
+
+// errPatchPath: the target refused a PATCH path or value filter (400
+// invalidPath or invalidFilter); the account is merged and PUT instead.
+var errPatchPath = errors.New("patch path unsupported")
 
 func (t *Target) readUser(op string, resp *response) (fetched, error) {
 	var u scim.User

@@ -26,8 +26,11 @@ import (
 // ServiceProviderConfig says so and a PATCH of a user gets 501.
 type siteProxy struct {
 	noPatch bool
-	mu      sync.Mutex
-	writes  []siteWrite
+	// noFilters, when set, plays a target without value-path filters: a PATCH
+	// with a filtered path gets 400 with this scimType.
+	noFilters string
+	mu        sync.Mutex
+	writes    []siteWrite
 	// before, when set, runs before a user write is forwarded (the site
 	// application changing the user at the same moment).
 	before func(r *http.Request)
@@ -82,11 +85,29 @@ func newSiteProxy(t testing.TB, target string, noPatch bool) (*siteProxy, string
 				w.WriteHeader(http.StatusNotImplemented)
 				return
 			}
+			if p.noFilters != "" && r.Method == http.MethodPatch && hasFilter(body) {
+				w.Header().Set("Content-Type", "application/scim+json")
+				w.WriteHeader(http.StatusBadRequest)
+				json.NewEncoder(w).Encode(scim.ErrorResponse{Schemas: []string{scim.SchemaError}, ScimType: p.noFilters, Status: "400"})
+				return
+			}
 		}
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	return p, srv.URL + u.Path
+}
+
+// hasFilter reports whether a PATCH body has a path with a value filter.
+func hasFilter(body []byte) bool {
+	var b struct{ Operations []struct{ Path string } }
+	_ = json.Unmarshal(body, &b)
+	for _, o := range b.Operations {
+		if strings.Contains(o.Path, "[") {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *siteProxy) take() []siteWrite {
@@ -146,6 +167,12 @@ func TestSiteValuesKept(t *testing.T) {
 			if !tt.cfg.PasswordHashes {
 				acct.PasswordHash = ""
 			}
+			// The hub's custom fields; the site adds its own beside them.
+			acct.CustomFields = []local.CustomField{{Name: "house", Value: "Red"}, {Name: "year", Value: "9"}}
+			mask := synced
+			if tt.cfg.Extension {
+				mask |= local.FieldCustomFields
+			}
 			created, _, err := local.PutAccount(ctx, tg, local.Put{Account: acct})
 			if err != nil {
 				t.Fatal(err)
@@ -194,7 +221,10 @@ func TestSiteValuesKept(t *testing.T) {
 			upd.ID = created.ID
 			upd.Email, upd.Phone, upd.City, upd.GivenName, upd.Department = "new@"+hub+".example", "+64 4 000 0111", "Auckland", "Anna", "Support"
 			upd.Suspended, upd.SuspendedBy = true, local.SuspendedByConnect
-			r, op, err := local.PutAccount(ctx, tg, local.Put{Account: upd, Fields: synced})
+			// The hub changes one of its fields, adds one and keeps one; the
+			// site's shoe-size is not in its list and stays.
+			upd.CustomFields = []local.CustomField{{Name: "house", Value: "Blue"}, {Name: "year", Value: "9"}, {Name: "club", Value: "chess"}}
+			r, op, err := local.PutAccount(ctx, tg, local.Put{Account: upd, Fields: mask})
 			if err != nil || op != local.OpUpdated {
 				t.Fatalf("update: %s %v", op, err)
 			}
@@ -224,6 +254,10 @@ func TestSiteValuesKept(t *testing.T) {
 			want.Name.GivenName = "Anna"
 			want.Enterprise.Department = "Support"
 			want.Active = scim.BoolPtr(false)
+			if tt.cfg.Extension {
+				want.Connect.CustomFields = []scim.CustomField{{Name: "house", Value: "Blue"}, {Name: "year", Value: "9"},
+					{Name: "shoe-size", Value: "42"}, {Name: "club", Value: "chess"}}
+			}
 			if tt.cfg.Metadata {
 				want.Connect.CustomFields = append(want.Connect.CustomFields,
 					scim.CustomField{Name: "connect:suspended", Value: "1"}, scim.CustomField{Name: "connect:suspendedBy", Value: "connect"})
@@ -247,7 +281,17 @@ func TestSiteValuesKept(t *testing.T) {
 			if r.Email != upd.Email {
 				t.Fatalf("put result %+v", r)
 			}
-			if _, op, err := local.PutAccount(ctx, tg, local.Put{Account: upd, Fields: synced}); err != nil || op != local.OpUnchanged {
+			if tt.cfg.Extension {
+				wantFields := []local.CustomField{{Name: "house", Value: "Blue"}, {Name: "year", Value: "9"},
+					{Name: "shoe-size", Value: "42"}, {Name: "club", Value: "chess"}}
+				if diff := cmp.Diff(wantFields, got.CustomFields); diff != "" {
+					t.Fatalf("custom fields read back (-want +got):\n%s", diff)
+				}
+				if diff := cmp.Diff(wantFields, r.CustomFields); diff != "" {
+					t.Fatalf("custom fields of the put result (-want +got):\n%s", diff)
+				}
+			}
+			if _, op, err := local.PutAccount(ctx, tg, local.Put{Account: upd, Fields: mask}); err != nil || op != local.OpUnchanged {
 				t.Fatalf("repeat: %s %v", op, err)
 			}
 			for _, w := range proxy.take() {
@@ -379,6 +423,72 @@ func TestSiteChangeDuringUpdate(t *testing.T) {
 			u := siteUser(t, base, token, created.ID)
 			if len(u.Roles) != 1 || u.Roles[0].Value != "editor" || len(u.Addresses) != 1 || u.Addresses[0].Locality != "Nelson" {
 				t.Fatalf("site user %+v: want the site's role and the synced city", u)
+			}
+		})
+	}
+}
+
+// TestNoValueFilters: a target that refuses value-path filters in a PATCH
+// (400 invalidFilter or invalidPath), or answers noTarget again after a fresh
+// read, gets the update merged and PUT instead of the same PATCH again — and
+// the site's own values stay.
+func TestNoValueFilters(t *testing.T) {
+	base, token := startHub(t)
+	for _, scimType := range []string{scim.ErrTypeInvalidFilter, scim.ErrTypeInvalidPath, scim.ErrTypeNoTarget} {
+		t.Run(scimType, func(t *testing.T) {
+			ctx := context.Background()
+			proxy, purl := newSiteProxy(t, base, false)
+			tg := newTarget(t, scimtarget.Config{BaseURL: purl, Token: token, Extension: true, Metadata: true})
+			hub := "nf-" + scimType
+			a := local.Account{Username: "tc-" + hub, Auth: local.AuthConnect, Server: "hub-1", HubUserID: hub,
+				Email: hub + "@example.com", City: "Nelson", CustomFields: []local.CustomField{{Name: "house", Value: "Red"}}}
+			created, _, err := local.PutAccount(ctx, tg, local.Put{Account: a})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The site adds a second email and its own custom field.
+			must(t, hubproc.Request(http.MethodPatch, base+"/Users/"+created.ID, token, map[string]any{
+				"schemas": []string{scim.SchemaPatchOp},
+				"Operations": []any{
+					map[string]any{"op": "add", "path": "emails", "value": []any{map[string]any{"value": "home@example.com", "type": "home"}}},
+					map[string]any{"op": "add", "path": scim.SchemaConnectUser + ":customFields", "value": []any{map[string]any{"name": "shoe-size", "value": "42"}}},
+				},
+			}, nil, 0))
+			proxy.take()
+			proxy.mu.Lock()
+			proxy.noFilters = scimType
+			proxy.mu.Unlock()
+
+			a.ID, a.Email, a.City = created.ID, "new-"+hub+"@example.com", "Picton"
+			a.CustomFields = []local.CustomField{{Name: "house", Value: "Blue"}}
+			a.Suspended, a.SuspendedBy = true, local.SuspendedByConnect
+			if _, op, err := local.PutAccount(ctx, tg, local.Put{Account: a, Fields: synced | local.FieldCustomFields}); err != nil || op != local.OpUpdated {
+				t.Fatalf("update: %s %v", op, err)
+			}
+			var methods []string
+			for _, w := range proxy.take() {
+				methods = append(methods, w.method)
+			}
+			want := []string{http.MethodPatch, http.MethodPut}
+			if scimType == scim.ErrTypeNoTarget {
+				// noTarget is first taken for a site change: read, PATCH again.
+				want = []string{http.MethodPatch, http.MethodPatch, http.MethodPut}
+			}
+			if diff := cmp.Diff(want, methods); diff != "" {
+				t.Fatalf("writes (-want +got):\n%s", diff)
+			}
+			u := siteUser(t, base, token, created.ID)
+			wantEmails := []scim.MultiValue{{Value: a.Email, Type: "work", Primary: true}, {Value: "home@example.com", Type: "home"}}
+			if diff := cmp.Diff(wantEmails, u.Emails); diff != "" {
+				t.Fatalf("emails (-want +got):\n%s", diff)
+			}
+			wantFields := []scim.CustomField{{Name: "house", Value: "Blue"}, {Name: "shoe-size", Value: "42"},
+				{Name: "connect:suspended", Value: "1"}, {Name: "connect:suspendedBy", Value: "connect"}}
+			if diff := cmp.Diff(wantFields, u.Connect.CustomFields); diff != "" {
+				t.Fatalf("custom fields (-want +got):\n%s", diff)
+			}
+			if len(u.Addresses) != 1 || u.Addresses[0].Locality != "Picton" || u.IsActive() {
+				t.Fatalf("site user %+v", u)
 			}
 		})
 	}

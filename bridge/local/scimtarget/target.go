@@ -162,6 +162,8 @@ func (t *Target) Capabilities() local.Capabilities {
 		SoftDelete:     t.cfg.Metadata,
 		Privileged:     t.cfg.Metadata,
 		LocalMetadata:  t.cfg.Metadata,
+		// The site's own custom fields are never removed (customFieldOps).
+		SiteCustomFields: t.cfg.Extension,
 	}
 }
 

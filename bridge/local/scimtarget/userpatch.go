@@ -136,7 +136,7 @@ func (t *Target) userOps(raw *scim.User, old, m local.Account) []userOp {
 	if t.cfg.PasswordHashes {
 		str(con, "passwordHash", "", sv.PasswordHash, mv.PasswordHash)
 	}
-	return append(ops, t.customFieldOps(raw, sv, mv)...)
+	return append(ops, t.customFieldOps(raw, mv)...)
 }
 
 // multiOps changes the one value of emails or phoneNumbers the mapping reads
@@ -197,55 +197,49 @@ func addressOps(as []scim.Address, sv, mv local.Account) []userOp {
 	return ops
 }
 
-// customFieldOps changes the Connect extension's customFields. When the
-// caller's own fields changed (they sync as a whole list, in order) the list is
-// replaced, the bridge's metadata fields with it; otherwise only the metadata
-// fields that differ from the stored ones are added, replaced or removed, one
-// by name, and the site's own fields are not sent.
-func (t *Target) customFieldOps(raw *scim.User, sv, mv local.Account) []userOp {
+// customFieldOps changes the Connect extension's customFields one name at a
+// time and never sends the whole list: the site application's own fields share
+// it. Each name of the caller's fields (the hub's) is added when the stored
+// user has none of it, or its value replaced by a name filter when a stored one
+// differs; a name the caller does not send is never removed — nothing on the
+// target tells a hub field from a site field (the hub's keep their own names).
+// Only the bridge's reserved connect: metadata fields are also removed, by name.
+func (t *Target) customFieldOps(raw *scim.User, mv local.Account) []userOp {
 	con := scim.SchemaConnectUser
-	want := t.metaFields(mv)
-	if !slices.Equal(sv.CustomFields, mv.CustomFields) {
-		var list []any
-		for _, f := range mv.CustomFields {
-			list = append(list, map[string]any{"name": f.Name, "value": f.Value})
-		}
-		for _, f := range want {
-			list = append(list, map[string]any{"name": f.Name, "value": f.Value})
-		}
-		if len(list) == 0 {
-			return []userOp{{op: "remove", schema: con, attr: "customFields"}}
-		}
-		return []userOp{{op: "replace", schema: con, attr: "customFields", value: list}}
-	}
-	if !t.cfg.Metadata {
-		return nil
-	}
-	have := map[string]string{}
+	have := map[string][]string{}
 	if raw.Connect != nil {
 		for _, f := range raw.Connect.CustomFields {
-			if strings.HasPrefix(f.Name, metaPrefix) {
-				have[f.Name] = f.Value
-			}
+			have[f.Name] = append(have[f.Name], f.Value)
 		}
 	}
 	var ops []userOp
 	var add []any
-	for _, name := range []string{metaSuspended, metaSuspendedBy, metaDeleted, metaPrivileged} {
-		cur, had := have[name]
-		val, ok := "", false
-		for _, f := range want {
-			if f.Name == name {
-				val, ok = f.Value, true
-			}
+	seen := map[string]bool{}
+	set := func(name, val string) {
+		if seen[name] {
+			return // one value per name: the first (a name filter sets them all)
 		}
+		seen[name] = true
+		cur, had := have[name]
 		switch {
-		case ok && !had:
+		case !had:
 			add = append(add, map[string]any{"name": name, "value": val})
-		case ok && cur != val:
+		case slices.ContainsFunc(cur, func(v string) bool { return v != val }):
 			ops = append(ops, userOp{op: "replace", schema: con, attr: "customFields", sel: bySub("name", name), sub: "value", value: val})
-		case !ok && had:
-			ops = append(ops, userOp{op: "remove", schema: con, attr: "customFields", sel: bySub("name", name)})
+		}
+	}
+	for _, f := range mv.CustomFields {
+		set(f.Name, f.Value)
+	}
+	if t.cfg.Metadata {
+		want := t.metaFields(mv)
+		for _, f := range want {
+			set(f.Name, f.Value)
+		}
+		for _, name := range []string{metaSuspended, metaSuspendedBy, metaDeleted, metaPrivileged} {
+			if _, had := have[name]; had && !slices.ContainsFunc(want, func(f scim.CustomField) bool { return f.Name == name }) {
+				ops = append(ops, userOp{op: "remove", schema: con, attr: "customFields", sel: bySub("name", name)})
+			}
 		}
 	}
 	if len(add) > 0 {
@@ -254,12 +248,44 @@ func (t *Target) customFieldOps(raw *scim.User, sv, mv local.Account) []userOp {
 	return ops
 }
 
+// keepSiteFields returns the custom fields the target holds after the caller's
+// (hub's) list hub is written over stored: stored's in order, the hub's value
+// for every name the hub sends, then the hub's new names — the site
+// application's own fields kept (customFieldOps writes exactly this).
+func keepSiteFields(stored, hub []local.CustomField) []local.CustomField {
+	val := map[string]string{}
+	var order []string
+	for _, f := range hub {
+		if _, ok := val[f.Name]; !ok {
+			val[f.Name] = f.Value
+			order = append(order, f.Name)
+		}
+	}
+	out := make([]local.CustomField, 0, len(stored)+len(order))
+	present := map[string]bool{}
+	for _, f := range stored {
+		if v, ok := val[f.Name]; ok {
+			f.Value = v
+		}
+		present[f.Name] = true
+		out = append(out, f)
+	}
+	for _, name := range order {
+		if !present[name] {
+			out = append(out, local.CustomField{Name: name, Value: val[name]})
+		}
+	}
+	return out
+}
+
 // errNoPatch: the target does not implement PATCH for users.
 var errNoPatch = errors.New("patch unsupported")
 
 // patchUser sends ops as one PATCH request. A 400 noTarget means a value the
 // ops name is gone (the site changed the user since it was read): like a 412,
-// the caller reads it again.
+// the caller reads it again, and merges if it comes again. A 400 invalidPath
+// or invalidFilter (a target without value-path filters) makes the caller
+// merge.
 func (t *Target) patchUser(ctx context.Context, id string, ops []userOp, etag string) (fetched, error) {
 	body := patchBody{Schemas: []string{scim.SchemaPatchOp}}
 	for _, o := range ops {
@@ -280,8 +306,13 @@ func (t *Target) patchUser(ctx context.Context, id string, ops []userOp, etag st
 		return fetched{}, errNoPatch
 	case http.StatusBadRequest:
 		var e scim.ErrorResponse
-		if json.Unmarshal(resp.body, &e) == nil && e.ScimType == scim.ErrTypeNoTarget {
-			return fetched{}, errPrecondition
+		if json.Unmarshal(resp.body, &e) == nil {
+			switch e.ScimType {
+			case scim.ErrTypeNoTarget:
+				return fetched{}, errNoTarget
+			case scim.ErrTypeInvalidPath, scim.ErrTypeInvalidFilter:
+				return fetched{}, fmt.Errorf("patch user %s: %s: %w", id, e.ScimType, errPatchPath)
+			}
 		}
 	}
 	return fetched{}, statusErr("patch user "+id, resp)
