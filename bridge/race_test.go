@@ -49,6 +49,30 @@ func (h *hookTarget) SetMembers(ctx context.Context, actor local.Actor, groupID 
 	return h.Target.SetMembers(ctx, actor, groupID, ids)
 }
 
+// hookRace gives e a second engine (on the same directory and state) that
+// runs task in ht's hook, and returns an engine writing through ht.
+func hookRace(t *testing.T, e *env, ht *hookTarget, task string, pageSize int) *bridge.Engine {
+	t.Helper()
+	e.reg = prometheus.NewRegistry()
+	other := e.newEngine(50, 2*time.Second)
+	ht.hook = func() {
+		if _, err := other.RunTask(e.ctx, e.srv.ID, task, bridge.RunOptions{Full: true}); err != nil {
+			t.Errorf("%s task: %v", task, err)
+		}
+	}
+	eng, err := bridge.New(bridge.Config{
+		Target: ht, Records: e.dir, State: e.st,
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Clock:      e.clk.now,
+		Registerer: prometheus.NewRegistry(),
+		PageSize:   pageSize,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
 // TestUsersAndCollectionsRace: the users task makes a member's account while
 // the collections task syncs the member's group, in the two orders that lost
 // the membership before (the CI failure of TestSSO): the collections task read
@@ -73,24 +97,8 @@ func TestUsersAndCollectionsRace(t *testing.T) {
 			alice := e.hub.CreateUsers(t, "race", 1)[0]
 			e.hub.AddMembers(t, g.ID, alice.ID)
 
-			e.reg = prometheus.NewRegistry()
-			users := e.newEngine(50, 2*time.Second) // the same directory and state
 			ht := &hookTarget{Target: e.dir, at: at}
-			ht.hook = func() {
-				if _, err := users.RunTask(e.ctx, e.srv.ID, bridge.TaskUsers, bridge.RunOptions{Full: true}); err != nil {
-					t.Errorf("users task: %v", err)
-				}
-			}
-			eng, err := bridge.New(bridge.Config{
-				Target: ht, Records: e.dir, State: e.st,
-				Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-				Clock:      e.clk.now,
-				Registerer: prometheus.NewRegistry(),
-				PageSize:   50,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			eng := hookRace(t, e, ht, bridge.TaskUsers, 50)
 			if _, err := eng.RunTask(e.ctx, e.srv.ID, bridge.TaskCollections, bridge.RunOptions{Full: true}); err != nil {
 				t.Fatal(err)
 			}
@@ -115,24 +123,8 @@ func TestUsersRunLooksAgainForNewGroups(t *testing.T) {
 	us := e.hub.CreateUsers(t, "late", 2)
 	g := e.hub.CreateGroup(t, "Late group", "audience", us[0].ID, us[1].ID)
 
-	e.reg = prometheus.NewRegistry()
-	groups := e.newEngine(50, 2*time.Second) // the same directory and state
 	ht := &hookTarget{Target: e.dir, at: "second-page"}
-	ht.hook = func() {
-		if _, err := groups.RunTask(e.ctx, e.srv.ID, bridge.TaskCollections, bridge.RunOptions{Full: true}); err != nil {
-			t.Errorf("collections task: %v", err)
-		}
-	}
-	users, err := bridge.New(bridge.Config{
-		Target: ht, Records: e.dir, State: e.st,
-		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Clock:      e.clk.now,
-		Registerer: prometheus.NewRegistry(),
-		PageSize:   1, // one user a page: the group is made between the two
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	users := hookRace(t, e, ht, bridge.TaskCollections, 1) // one user a page: the group is made between the two
 	if _, err := users.RunTask(e.ctx, e.srv.ID, bridge.TaskUsers, bridge.RunOptions{Full: true}); err != nil {
 		t.Fatal(err)
 	}
