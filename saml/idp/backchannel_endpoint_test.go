@@ -15,7 +15,7 @@ func TestSOAPEndpointOrigin(t *testing.T) {
 	p := &IdP{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ed := func(acs, slo string) *saml.EntityDescriptor {
 		return &saml.EntityDescriptor{EntityID: "sp", SPSSODescriptors: []saml.SPSSODescriptor{{
-			SSODescriptor: saml.SSODescriptor{SingleLogoutServices: []saml.Endpoint{{Binding: saml.SOAPBinding, Location: slo}}},
+			SSODescriptor:             saml.SSODescriptor{SingleLogoutServices: []saml.Endpoint{{Binding: saml.SOAPBinding, Location: slo}}},
 			AssertionConsumerServices: []saml.IndexedEndpoint{{Binding: saml.HTTPPostBinding, Location: acs}},
 		}}}
 	}
