@@ -21,8 +21,6 @@ type hub struct {
 	token string // admin (read-write) token
 }
 
-func (h hub) scimURL() string { return h.SCIM }
-
 // startHub runs `connect hub serve` on a fresh SQLite store.
 func startHub(tb testing.TB) hub {
 	tb.Helper()
