@@ -45,8 +45,20 @@ func newSSOEnv(b *testing.B, redis string, users int) *ssoEnv {
 // Budget: ≥ 150 round trips/s on 2 cores; the browsers share the cores with
 // the hub and bridge processes here, so the figure is a floor.
 func BenchmarkSSORoundTrip(b *testing.B) {
+	for _, backend := range []string{"memory", "redis"} {
+		b.Run(backend, func(b *testing.B) {
+			redis := ""
+			if backend == "redis" {
+				redis = privateRedis(b) // sessions and the replay cache in Redis, as replicas run
+			}
+			benchmarkSSORoundTrip(b, redis)
+		})
+	}
+}
+
+func benchmarkSSORoundTrip(b *testing.B, redis string) {
 	const users = 16
-	env := newSSOEnv(b, "", users)
+	env := newSSOEnv(b, redis, users)
 	// Each browser logs in at the hub once (the password), as a user with a
 	// hub session.
 	browsers := make(chan *browser, users)
