@@ -551,6 +551,20 @@ func (p *IdP) serveSLO(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("SAMLResponse") == "" && r.PostFormValue("SAMLResponse") == "" {
 		if req, err := saml.NewIdpLogoutRequest(idp, r); err == nil {
 			if err := req.Validate(); err == nil && req.Request.NameID != nil {
+				// A LogoutRequest is accepted once, on any replica: replayed
+				// within its validity it would end the user's new sessions
+				// again, now at every SP over the back channel too. (Not
+				// crewjam's IdP ReplayCache: ServeSLO validates the request
+				// a second time below, which would refuse every logout.)
+				issuer := ""
+				if req.Request.Issuer != nil {
+					issuer = req.Request.Issuer.Value
+				}
+				if err := (sharedReplays{p}).Consume("LogoutRequest:"+issuer+" "+req.Request.ID, req.Request.IssueInstant.Add(saml.MaxIssueDelay)); err != nil {
+					p.log.Warn("SAML LogoutRequest refused", "sp", issuer, "err", err)
+					p.errorPage(w, r, http.StatusBadRequest, "Log out", "This logout request was already used.")
+					return
+				}
 				ctx = context.WithValue(ctx, ctxLogoutUser, req.Request.NameID.Value)
 				// The other SPs with a SOAP endpoint are logged out server to
 				// server first; crewjam walks the browser through the rest.

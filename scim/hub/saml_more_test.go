@@ -504,6 +504,17 @@ func TestSAMLBindingsAndIdPInitiated(t *testing.T) {
 		if _, err := e.st.IdPSession(context.Background(), hashFor(secret)); err == nil {
 			t.Fatal("hub session survived single logout")
 		}
+		// The same LogoutRequest again, after a new login: refused, and the
+		// new session lives on.
+		c2 := e.loggedIn(t, "alice", "pw-alice")
+		secret = cookieValue(c2, hubURL, idp.CookieName(e.hub.URL, idp.SessionCookie))
+		resp, err = noFollow.Get(lo.String())
+		if code, body := readBody(t, resp, err); code != http.StatusBadRequest || !strings.Contains(body, "already used") {
+			t.Fatalf("replayed LogoutRequest: %d\n%s", code, body)
+		}
+		if _, err := e.st.IdPSession(context.Background(), hashFor(secret)); err != nil {
+			t.Fatalf("a replayed LogoutRequest ended the new session: %v", err)
+		}
 	})
 
 	t.Run("hub logout", func(t *testing.T) {
