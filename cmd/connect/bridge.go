@@ -54,7 +54,7 @@ func bridgeStoreFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagStore, Usage: "local directory DSN: sqlite:PATH, postgres://… or scim+https://HOST/PATH (a site's SCIM endpoint)", Value: defaultBridgeStore, EnvVars: bridgeEnv(flagStore)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagRecords, Usage: "where the bridge keeps its servers and settings when --store cannot (a SCIM target): sqlite:PATH or postgres://…", EnvVars: bridgeEnv(flagRecords)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagStoreToken, Usage: "bearer token of a SCIM target --store", EnvVars: bridgeEnv(flagStoreToken)}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: flagRedis, Usage: "state: redis://HOST:PORT/DB (shared by replicas); absent: in-process (one replica)", EnvVars: bridgeEnv(flagRedis)}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: flagRedis, Usage: "state: redis://HOST:PORT/DB (shared by replicas); absent: task locks and plans in the local store, the rest in-process (one replica)", EnvVars: bridgeEnv(flagRedis)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagLogFormat, Usage: "log format: text or json", Value: "text", EnvVars: bridgeEnv(flagLogFormat)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: flagLogLevel, Usage: "log level: debug, info, warn or error", Value: "info", EnvVars: bridgeEnv(flagLogLevel)}),
 	}

@@ -89,7 +89,7 @@ func hubCommand() *cli.Command {
 					}),
 					withConfigFile(&cli.Command{
 						Name:      "set-password",
-						Usage:     "set a user's password, read from stdin (first line); prints nothing on success",
+						Usage:     "set a user's password, read from stdin (first line, at least 8 characters); prints nothing on success",
 						ArgsUsage: "USERNAME",
 						Flags:     hubStoreFlags(),
 						Action:    hubUsersSetPassword,

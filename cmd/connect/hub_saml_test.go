@@ -85,6 +85,9 @@ func TestKeysCommands(t *testing.T) {
 	if out, _, _ := runCLI(t, "hub", "keys", "list", "--store", dsn); !strings.Contains(out, "signing") || strings.Contains(out, "next") {
 		t.Fatalf("keys list after the first rotate = %q", out)
 	}
+	if out, _, _ := runCLI(t, "hub", "audit", "--store", dsn); !strings.Contains(out, "signs now") || strings.Contains(out, "0001-01-01") {
+		t.Fatalf("audit after the first rotate = %q", out)
+	}
 	// An overlap shorter than the metadata's cache time needs --force.
 	if _, errOut, code := runCLI(t, "hub", "keys", "rotate", "--store", dsn, "--overlap", "1h"); code == 0 || !strings.Contains(errOut, "--force") {
 		t.Fatalf("short overlap = %d %q", code, errOut)

@@ -122,6 +122,9 @@ func RotateSigningKey(ctx context.Context, st store.Store, actor, hubURL, alg st
 		return store.SigningKey{}, err
 	}
 	detail := fmt.Sprintf("%s, signs from %s", k.Algorithm, k.ActiveFrom.UTC().Format(time.RFC3339))
+	if k.ActiveFrom.IsZero() {
+		detail = k.Algorithm + ", signs now (the hub had no signing key)"
+	}
 	if err := st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "saml.key-rotate", Target: k.ID, Detail: detail}); err != nil {
 		return store.SigningKey{}, fmt.Errorf("audit: %w", err)
 	}
