@@ -2,7 +2,6 @@ package sso_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net"
 	"net/http"
@@ -45,28 +44,6 @@ func privateRedis(tb testing.TB) string {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return "redis://" + addr + "/0"
-}
-
-// postgresSchema creates a schema of its own (dropped at cleanup) in the
-// test PostgreSQL and returns a DSN selecting it.
-func postgresSchema(tb testing.TB) string {
-	tb.Helper()
-	dsn := testenv.PostgresDSN(tb)
-	name := testenv.Name(tb)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE SCHEMA ` + name); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() { _, _ = db.Exec(`DROP SCHEMA ` + name + ` CASCADE`) })
-	u, _ := url.Parse(dsn)
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // front is the one public URL in front of the replicas (a load balancer):
@@ -121,7 +98,7 @@ func (f *front) add(name string, b *bridgeProc) {
 func TestReplicas(t *testing.T) {
 	t.Parallel()
 	redis := privateRedis(t)
-	store := postgresSchema(t)
+	store := testenv.PostgresSchema(t)
 	h := startHub(t, hubOpts{})
 	alice := h.user(t, "alice", "alice-pw")
 	publicAddr := freeAddr(t, "127.0.0.1")

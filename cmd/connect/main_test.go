@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -453,39 +451,10 @@ func TestUsersSetPassword(t *testing.T) {
 	}
 }
 
-// postgresDSN creates a fresh schema in the test PostgreSQL, dropped at cleanup,
-// and returns a DSN whose search_path selects it.
-func postgresDSN(t *testing.T) string {
-	t.Helper()
-	dsn := testenv.PostgresDSN(t)
-	name := testenv.Name(t)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE SCHEMA ` + name); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.Exec(`DROP SCHEMA ` + name + ` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // TestPostgresStore runs the admin commands and the server on the PostgreSQL
 // backend picked by the DSN scheme.
 func TestPostgresStore(t *testing.T) {
-	dsn := postgresDSN(t)
+	dsn := testenv.PostgresSchema(t)
 	for _, scheme := range []string{"postgres://", "postgresql://"} {
 		d := scheme + strings.TrimPrefix(dsn, "postgres://")
 		if out, errOut, code := runCLI(t, "hub", "check-config", "--store", d); code != 0 || !strings.Contains(out, "configuration OK") {

@@ -1,8 +1,6 @@
 package conformance
 
 import (
-	"database/sql"
-	"net/url"
 	"path/filepath"
 	"testing"
 
@@ -25,7 +23,7 @@ func TestRFCSuiteAgainstHubProcess(t *testing.T) {
 		dsn  func(t *testing.T) string
 	}{
 		{"sqlite", func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "hub.db") }},
-		{"postgres", postgresSchema},
+		{"postgres", func(t *testing.T) string { return testenv.PostgresSchema(t) }},
 	} {
 		t.Run(backend.name, func(t *testing.T) {
 			h := startHub(t, backend.dsn(t))
@@ -36,29 +34,4 @@ func TestRFCSuiteAgainstHubProcess(t *testing.T) {
 			})
 		})
 	}
-}
-
-// postgresSchema creates a fresh schema (dropped at cleanup) and returns a DSN
-// selecting it.
-func postgresSchema(t *testing.T) string {
-	t.Helper()
-	dsn := testenv.PostgresDSN(t)
-	name := testenv.Name(t)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE SCHEMA ` + name); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() { _, _ = db.Exec(`DROP SCHEMA ` + name + ` CASCADE`) })
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,35 +141,6 @@ func TestSystemdEnvPassesCheckConfig(t *testing.T) {
 			t.Logf("connect %s check-config:\n%s", role, out)
 		})
 	}
-}
-
-// schemaDSN creates a PostgreSQL schema dropped at cleanup and returns a DSN
-// whose search_path selects it.
-func schemaDSN(tb testing.TB) string {
-	tb.Helper()
-	dsn := testenv.PostgresDSN(tb)
-	name := testenv.Name(tb)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE SCHEMA ` + name); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		if _, err := db.Exec(`DROP SCHEMA ` + name + ` CASCADE`); err != nil {
-			tb.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // deployment returns the base Deployment running `connect ROLE serve`.
@@ -355,7 +325,7 @@ func TestReplicasServeWithKubernetesSettings(t *testing.T) {
 	for _, role := range []string{"hub", "bridge"} {
 		t.Run(role, func(t *testing.T) {
 			needServe(t, role)
-			dsn := schemaDSN(t)
+			dsn := testenv.PostgresSchema(t)
 			secrets := map[string]string{"store": dsn}
 			if role == "bridge" {
 				secrets["redis"] = "redis://" + testenv.RedisAddr(t) + "/0"
@@ -437,7 +407,7 @@ func replicasServe(t *testing.T, role, dsn string, secrets map[string]string) {
 func TestBridgeCheckConfigWithKubernetesSettings(t *testing.T) {
 	needServe(t, "bridge")
 	env := podEnv(t, "bridge", map[string]string{
-		"store": schemaDSN(t),
+		"store": testenv.PostgresSchema(t),
 		"redis": "redis://" + testenv.RedisAddr(t) + "/0",
 	})
 	out, err := runCmd(t.TempDir(), append(baseEnv(t), envList(env)...), connectBinary(t), "bridge", "check-config")

@@ -7,6 +7,7 @@ package testenv
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"net/url"
@@ -52,6 +53,38 @@ func PostgresDSN(tb testing.TB) string {
 		Missing(tb, "PostgreSQL at %s", dsn)
 	}
 	return dsn
+}
+
+// PostgresSchema creates a schema of its own in the test PostgreSQL (named
+// after the test, dropped at cleanup) and returns a DSN whose search_path
+// selects it. The caller's binary registers the "pgx" database/sql driver
+// (import _ "github.com/jackc/pgx/v5/stdlib"); this package stays on the
+// standard library.
+func PostgresSchema(tb testing.TB) string {
+	tb.Helper()
+	dsn := PostgresDSN(tb)
+	name := Name(tb)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`CREATE SCHEMA ` + name); err != nil {
+		tb.Fatalf("create schema: %v", err)
+	}
+	tb.Cleanup(func() {
+		if _, err := db.Exec(`DROP SCHEMA ` + name + ` CASCADE`); err != nil {
+			tb.Errorf("drop schema: %v", err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // RedisAddr returns host:port of the test Redis (CONNECT_TEST_REDIS, default

@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
-	"net/url"
 	"sync"
 	"testing"
 
@@ -12,35 +10,6 @@ import (
 	"github.com/connectsso/connect/bridge/local/postgres"
 	"github.com/connectsso/connect/internal/testenv"
 )
-
-// schemaDSN creates a fresh schema, dropped at cleanup, and returns a DSN whose
-// search_path selects it.
-func schemaDSN(t testing.TB) string {
-	t.Helper()
-	dsn := testenv.PostgresDSN(t)
-	name := testenv.Name(t)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE SCHEMA ` + name); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.Exec(`DROP SCHEMA ` + name + ` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 func open(t testing.TB, dsn string) *postgres.Dir {
 	t.Helper()
@@ -54,14 +23,14 @@ func open(t testing.TB, dsn string) *postgres.Dir {
 
 func TestConformance(t *testing.T) {
 	localtest.Run(t, func(t testing.TB) local.Directory {
-		return open(t, schemaDSN(t))
+		return open(t, testenv.PostgresSchema(t))
 	})
 }
 
 // TestOpenConcurrently starts several directories on one new schema at once:
 // the advisory lock makes exactly one run the migrations, and all work.
 func TestOpenConcurrently(t *testing.T) {
-	dsn := schemaDSN(t)
+	dsn := testenv.PostgresSchema(t)
 	var wg sync.WaitGroup
 	dirs := make([]*postgres.Dir, 4)
 	errs := make([]error, 4)

@@ -2,9 +2,7 @@ package records_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -49,36 +47,11 @@ func TestConformanceSQLiteRealTime(t *testing.T) {
 	})
 }
 
-// schemaDSN creates a fresh PostgreSQL schema, dropped at cleanup, and returns
-// a DSN whose search_path selects it.
-func schemaDSN(tb testing.TB) string {
-	tb.Helper()
-	dsn := testenv.PostgresDSN(tb)
-	name := testenv.Name(tb)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE SCHEMA ` + name); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() { _, _ = db.Exec(`DROP SCHEMA ` + name + ` CASCADE`) })
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // TestConformancePostgres runs the suite over a PostgreSQL records database.
 func TestConformancePostgres(t *testing.T) {
 	statetest.RunHarness(t, func(tb testing.TB) statetest.Harness {
 		c := statetest.NewClock(time.Now().Truncate(time.Millisecond))
-		db, err := postgres.Open(context.Background(), schemaDSN(tb), postgres.Options{Clock: c.Now})
+		db, err := postgres.Open(context.Background(), testenv.PostgresSchema(tb), postgres.Options{Clock: c.Now})
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectsso/connect/internal/testenv"
 	"github.com/connectsso/connect/scim"
 	"github.com/connectsso/connect/scim/store/postgres"
 )
@@ -15,7 +16,7 @@ import (
 // disk's flush does not hide the statements' cost.
 func BenchmarkCreateUser(b *testing.B) {
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, schemaDSN(b)+"&options=-c%20synchronous_commit%3Doff", postgres.Options{})
+	s, err := postgres.Open(ctx, testenv.PostgresSchema(b)+"&options=-c%20synchronous_commit%3Doff", postgres.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func BenchmarkCreateUser(b *testing.B) {
 // (users import, the bridge's initial sync), per user.
 func BenchmarkCreateUsers(b *testing.B) {
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, schemaDSN(b)+"&options=-c%20synchronous_commit%3Doff", postgres.Options{})
+	s, err := postgres.Open(ctx, testenv.PostgresSchema(b)+"&options=-c%20synchronous_commit%3Doff", postgres.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

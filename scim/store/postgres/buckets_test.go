@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"testing"
 
+	"github.com/connectsso/connect/internal/testenv"
 	"github.com/connectsso/connect/scim/store/internal/sqlstoretest"
 	"github.com/connectsso/connect/scim/store/postgres"
 )
@@ -12,7 +13,7 @@ import (
 // TestBucketCounts checks the per-block counts of migration 5, kept by
 // deferred triggers (sqlstoretest.BucketCounts).
 func TestBucketCounts(t *testing.T) {
-	dsn := schemaDSN(t)
+	dsn := testenv.PostgresSchema(t)
 	sqlstoretest.BucketCounts(t, sqlstoretest.Buckets{
 		Open: func(ctx context.Context) (sqlstoretest.Store, error) {
 			return postgres.Open(ctx, dsn, postgres.Options{})

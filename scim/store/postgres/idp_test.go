@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/connectsso/connect/internal/testenv"
 	"github.com/connectsso/connect/scim/store"
 	"github.com/connectsso/connect/scim/store/postgres"
 	"github.com/connectsso/connect/scim/store/storetest"
@@ -11,7 +12,7 @@ import (
 
 func TestIdPConformance(t *testing.T) {
 	storetest.RunIdP(t, func(t *testing.T) store.Store {
-		s, err := postgres.Open(context.Background(), schemaDSN(t), postgres.Options{})
+		s, err := postgres.Open(context.Background(), testenv.PostgresSchema(t), postgres.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
-	"net/url"
 	"sync"
 	"testing"
 
@@ -14,38 +12,9 @@ import (
 	"github.com/connectsso/connect/scim/store/storetest"
 )
 
-// schemaDSN creates a fresh schema, dropped at cleanup, and returns a DSN whose
-// search_path selects it.
-func schemaDSN(t testing.TB) string {
-	t.Helper()
-	dsn := testenv.PostgresDSN(t)
-	name := testenv.Name(t)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE SCHEMA ` + name); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.Exec(`DROP SCHEMA ` + name + ` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := postgres.Open(context.Background(), schemaDSN(t), postgres.Options{})
+		s, err := postgres.Open(context.Background(), testenv.PostgresSchema(t), postgres.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +26,7 @@ func TestConformance(t *testing.T) {
 // TestOpenConcurrently starts several stores on one new schema at once:
 // the advisory lock makes exactly one run the migrations.
 func TestOpenConcurrently(t *testing.T) {
-	dsn := schemaDSN(t)
+	dsn := testenv.PostgresSchema(t)
 	ctx := context.Background()
 	const n = 4
 	stores := make([]*postgres.Store, n)
