@@ -46,6 +46,7 @@ var layers = []struct {
 	{"scim/client", 4},
 	{"scim/server", 4},
 	{"scim/server/**", 5},
+	{"saml/internal/**", 4}, // what saml/idp and saml/sp read alike from metadata
 	{"saml/**", 5},
 	{"scim/hub", 6},
 	{"bridge/state", 1},

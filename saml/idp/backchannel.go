@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+
+	"github.com/connectsso/connect/saml/internal/metadata"
 	dsig "github.com/russellhaering/goxmldsig"
 )
 
@@ -402,20 +403,7 @@ func (p *IdP) checkSOAPLogoutResponse(raw []byte, sp string, ed *saml.EntityDesc
 func spSigningCerts(ed *saml.EntityDescriptor) []*x509.Certificate {
 	var out []*x509.Certificate
 	for _, sd := range ed.SPSSODescriptors {
-		for _, kd := range sd.KeyDescriptors {
-			if kd.Use != "" && kd.Use != "signing" {
-				continue
-			}
-			for _, c := range kd.KeyInfo.X509Data.X509Certificates {
-				raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Data), ""))
-				if err != nil {
-					continue
-				}
-				if cert, err := x509.ParseCertificate(raw); err == nil {
-					out = append(out, cert)
-				}
-			}
-		}
+		out = append(out, metadata.SigningCerts(sd.KeyDescriptors)...)
 	}
 	return out
 }

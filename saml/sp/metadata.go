@@ -2,7 +2,6 @@ package sp
 
 import (
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/connectsso/connect/saml/internal/metadata"
 )
 
 // VerifyMetadataUpdate reports whether fresh IdP metadata may replace the
@@ -27,20 +28,7 @@ func VerifyMetadataUpdate(pinned, fresh []byte) error {
 	}
 	var roots []*x509.Certificate
 	for _, d := range old.IDPSSODescriptors {
-		for _, kd := range d.KeyDescriptors {
-			if kd.Use != "" && kd.Use != "signing" {
-				continue
-			}
-			for _, c := range kd.KeyInfo.X509Data.X509Certificates {
-				raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Data), ""))
-				if err != nil {
-					continue
-				}
-				if cert, err := x509.ParseCertificate(raw); err == nil {
-					roots = append(roots, cert)
-				}
-			}
-		}
+		roots = append(roots, metadata.SigningCerts(d.KeyDescriptors)...)
 	}
 	if len(roots) == 0 {
 		return errors.New("the pinned metadata has no signing certificate")
