@@ -39,10 +39,11 @@ type connectHub struct {
 	accounts        *testAccounts
 }
 
-func newConnectHub(tb testing.TB) *connectHub {
+// newHubStoreAndServer opens a hub store (SQLite, closed at cleanup) and
+// starts an unstarted-handler TLS server named hub.example.com for it.
+func newHubStoreAndServer(tb testing.TB) (*sqlite.Store, *httptest.Server) {
 	tb.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, "sqlite:"+filepath.Join(tb.TempDir(), "hub.db"), sqlite.Options{})
+	st, err := sqlite.Open(context.Background(), "sqlite:"+filepath.Join(tb.TempDir(), "hub.db"), sqlite.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -51,6 +52,13 @@ func newConnectHub(tb testing.TB) *connectHub {
 	hubSrv.StartTLS()
 	tb.Cleanup(hubSrv.Close)
 	hubSrv.URL = strings.Replace(hubSrv.URL, "127.0.0.1", "hub.example.com", 1)
+	return st, hubSrv
+}
+
+func newConnectHub(tb testing.TB) *connectHub {
+	tb.Helper()
+	ctx := context.Background()
+	st, hubSrv := newHubStoreAndServer(tb)
 	// The hub logs the site out over the back channel (SOAP): it reaches it
 	// by name on loopback, trusting the test certificate, as a browser does.
 	backChannel := (&connectHub{hubTLS: hubSrv}).browser(tb).c

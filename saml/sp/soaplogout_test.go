@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +27,6 @@ import (
 	"github.com/connectsso/connect/scim"
 	"github.com/connectsso/connect/scim/hub"
 	"github.com/connectsso/connect/scim/password"
-	"github.com/connectsso/connect/scim/store/sqlite"
 )
 
 // lockedBuffer is a log sink safe for the servers' goroutines.
@@ -82,15 +80,7 @@ func bridgeState(tb testing.TB, useRedis bool, i int) state.State {
 func newMultiBridge(tb testing.TB, useRedis bool, n int, alg string) *multiBridge {
 	tb.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, "sqlite:"+filepath.Join(tb.TempDir(), "hub.db"), sqlite.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	hubSrv := httptest.NewUnstartedServer(nil)
-	hubSrv.StartTLS()
-	tb.Cleanup(hubSrv.Close)
-	hubSrv.URL = strings.Replace(hubSrv.URL, "127.0.0.1", "hub.example.com", 1)
+	st, hubSrv := newHubStoreAndServer(tb)
 	m := &multiBridge{env: &connectHub{hubURL: hubSrv.URL, hubTLS: hubSrv}, hubReg: prometheus.NewRegistry(), hubLog: &lockedBuffer{}}
 	// The hub reaches the bridges' SOAP endpoints as a browser would: by
 	// name, on loopback, trusting the test certificate.
