@@ -3,20 +3,15 @@ package bridge_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/connectsso/connect/bridge"
 	"github.com/connectsso/connect/bridge/internal/hubtest"
 	"github.com/connectsso/connect/bridge/local"
 	"github.com/connectsso/connect/bridge/local/scimtarget"
-	"github.com/connectsso/connect/bridge/local/sqlite"
-	"github.com/connectsso/connect/bridge/state/memory"
 )
 
 // view is what two local directories must agree on about one hub user.
@@ -61,24 +56,7 @@ func TestSCIMTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { target.Close() })
-	recs, err := sqlite.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "records.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { recs.Close() })
-	engB, err := bridge.New(bridge.Config{Target: target, Records: recs, State: memory.New(memory.Config{}),
-		Registerer: prometheus.NewRegistry(), PageSize: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvB, err := bridge.AddServer(ctx, recs, "hub", source.SCIM, source.Reader, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Same server id on both sides, so the generated usernames agree.
-	if err := bridge.SaveSettings(ctx, recs, map[string]string{"delete-threshold-min": "1000"}); err != nil {
-		t.Fatal(err)
-	}
+	engB, srvB := scimTargetEngine(t, target, source, map[string]string{"delete-threshold-min": "1000"})
 	runB := func(task string) *bridge.Plan {
 		t.Helper()
 		start := time.Now()
